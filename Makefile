@@ -1,0 +1,33 @@
+# Two entry points for a fresh machine (see README):
+#   make run    set up .venv, then run the default workflow (config/config.yaml)
+#   make test   set up .venv, then run the test suite
+# Everything else is plain Snakemake / pytest inside .venv.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+CORES  ?= 2
+# The CPU build of torch; an unpinned torch pulls several GB of CUDA packages.
+TORCH  ?= torch==2.13.0
+
+.PHONY: setup run test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test]"
+	touch $@
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python -m instructnet.bench trials
+
+clean:
+	rm -rf results .snakemake

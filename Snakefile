@@ -1,0 +1,28 @@
+# instructnet: Riveland & Pouget (2024) as a Snakemake workflow.
+#
+#   snakemake --cores 2                                  # default CPU demo (config/config.yaml)
+#   snakemake --cores 2 --configfile config/paper.yaml   # the full study
+#   snakemake --cores 2 results/figures/task_examples.png   # one target
+#
+# All logic lives in the `instructnet` package; rules only wire files together.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/trials.smk"
+
+
+rule all:
+    input:
+        trial_pools(),
+        "results/figures/task_examples.png",
+    default_target: True

@@ -1,0 +1,27 @@
+"""Command line: ``python -m instructnet.bench trials [--batches N] [--device cpu]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m instructnet.bench", description=__doc__)
+    sub = parser.add_subparsers(dest="name", required=True)
+    p = sub.add_parser("trials", help="trial rendering throughput (trials/s)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batches", type=int, default=500)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    if args.name == "trials":
+        from .trials import run
+
+        result = run(batch_size=args.batch_size, batches=args.batches, device=args.device)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

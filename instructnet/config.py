@@ -1,0 +1,33 @@
+"""Semantic checks of a workflow config (after the JSON schema in workflow/schemas/).
+
+The schema checks types and ranges; this module checks names against the task list
+and holdout registry so that a typo fails at once with a message naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .tasks import check_task, held_out, holdout_registry
+from .tasks.generate import TrialCountError
+
+
+class ConfigError(ValueError):
+    """A config value that names something that does not exist or is out of range."""
+
+
+def check_config(config: Mapping) -> Mapping:
+    """Raise ConfigError (naming the key) if ``config`` refers to unknown things."""
+    try:
+        custom = config.get("custom_holdouts") or {}
+        holdout_registry(custom)
+        for name in config.get("holdouts", []):
+            held_out(name, custom)
+        for pool, n in config["trials"]["pools"].items():
+            if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+                raise TrialCountError(f"trials.pools.{pool} must be a positive integer, got {n!r}")
+        for task in config.get("figures", {}).get("task_examples", []):
+            check_task(task)
+    except ValueError as exc:
+        raise ConfigError(f"invalid config: {exc}") from exc
+    return config

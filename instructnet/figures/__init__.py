@@ -1,0 +1,1 @@
+"""Figures: each renders from saved tables (Parquet) alone."""

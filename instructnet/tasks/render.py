@@ -1,0 +1,224 @@
+"""Turn tables of trial latents into network tensors, and judge network outputs.
+
+A trial table (see :mod:`instructnet.tasks.schema`) holds one row of latent variables
+per trial. :class:`TrialBatch` is the same table as a handful of column tensors on a
+device, so that a training loop can slice batches out of a pool without touching
+pandas. :func:`render` builds inputs ``(B, 150, 65)``, targets ``(B, 150, 33)`` and the
+loss mask ``(B, 150, 33)`` for a batch, vectorised over trials; :func:`is_correct`
+judges outputs per trial (METHODS §1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .constants import N_INPUTS, N_OUTPUTS, N_RING, N_STEPS
+from .schema import SLOTS, validate_trials
+
+TWO_PI = 2 * math.pi
+
+# Output/target constants of METHODS §1.
+FIX_TARGET_ON = 0.85
+BASELINE = 0.05
+TUNING_AMPLITUDE = 0.8
+GRACE_STEPS = 5  # the first 100 ms of the go epoch carry no loss
+MASK_RING = 5.0
+MASK_FIX = 10.0
+DEFAULT_TUNING = 8.0  # tuning width constant k in exp(-0.5 (k |dθ| / π)^2); the paper's 8
+# Correctness criteria.
+FIX_THRESHOLD = 0.5
+RESPONSE_THRESHOLD = 0.6
+ANGLE_TOLERANCE = TWO_PI / 10
+WITHHOLD_THRESHOLD = 0.15
+WITHHOLD_WINDOW = (144, 149)  # steps 144..148, as in the reference
+
+
+def circular_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Absolute angular distance in [0, π], whatever range the angles come in."""
+    d = torch.remainder(a - b, TWO_PI)
+    return torch.minimum(d, TWO_PI - d)
+
+
+def _pref_dirs(device, dtype) -> torch.Tensor:
+    return torch.arange(N_RING, device=device, dtype=dtype) * (TWO_PI / N_RING)
+
+
+def tuning_curve(directions: torch.Tensor, tuning: float = DEFAULT_TUNING) -> torch.Tensor:
+    """Unit-amplitude ring bump ``exp(-0.5 (k |θ - θ_i| / π)^2)`` for each direction.
+
+    ``directions`` has any shape ``S``; the result has shape ``S + (32,)``.
+    """
+    pref = _pref_dirs(directions.device, directions.dtype)
+    d = circular_distance(directions.unsqueeze(-1), pref)
+    return torch.exp(-0.5 * (tuning * d / math.pi) ** 2)
+
+
+@dataclass
+class TrialBatch:
+    """Column tensors of a trial table (all of length B, on one device).
+
+    ``slot_*`` tensors have shape ``(B, 4)`` over the stimulus slots
+    ``m1_s1, m1_s2, m2_s1, m2_s2`` (modality × stimulus). Absent stimuli have
+    strength 0 and an empty on/off interval.
+    """
+
+    slot_dir: torch.Tensor  # float32 (B, 4)
+    slot_str: torch.Tensor  # float32 (B, 4)
+    slot_on: torch.Tensor  # int64 (B, 4)
+    slot_off: torch.Tensor  # int64 (B, 4)
+    fix_off: torch.Tensor  # int64 (B,)
+    go_on: torch.Tensor  # int64 (B,)
+    sigma: torch.Tensor  # float32 (B,)
+    response: torch.Tensor  # bool (B,)
+    target_dir: torch.Tensor  # float32 (B,), 0 where no response
+
+    @classmethod
+    def from_frame(cls, trials: pd.DataFrame, device: str | torch.device = "cpu") -> "TrialBatch":
+        validate_trials(trials)
+
+        def col(name, dtype, fill=0.0):
+            values = trials[name].to_numpy(dtype=np.float64, na_value=fill)
+            return torch.tensor(values, device=device).to(dtype)
+
+        def slot(kind, dtype):
+            return torch.stack([col(f"{s}_{kind}", dtype) for s in SLOTS], dim=1)
+
+        return cls(
+            slot_dir=slot("dir", torch.float32),
+            slot_str=slot("str", torch.float32),
+            slot_on=slot("on", torch.int64),
+            slot_off=slot("off", torch.int64),
+            fix_off=col("fix_off", torch.int64),
+            go_on=col("go_on", torch.int64),
+            sigma=col("sigma", torch.float32),
+            response=torch.tensor(trials["response"].to_numpy(dtype=bool), device=device),
+            target_dir=col("target_dir", torch.float32),
+        )
+
+    def __len__(self) -> int:
+        return self.sigma.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.sigma.device
+
+    def __getitem__(self, index) -> "TrialBatch":
+        """Select trials (an index tensor, a slice or a boolean mask)."""
+        return TrialBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    def to(self, device) -> "TrialBatch":
+        return TrialBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+@dataclass
+class Rendered:
+    inputs: torch.Tensor  # (B, T, 65) float32
+    targets: torch.Tensor  # (B, T, 33) float32
+    mask: torch.Tensor  # (B, T, 33) float32
+
+
+def _as_batch(trials, device=None) -> TrialBatch:
+    if isinstance(trials, pd.DataFrame):
+        return TrialBatch.from_frame(trials, device or "cpu")
+    if device is not None:
+        return trials.to(device)
+    return trials
+
+
+def render(
+    trials: TrialBatch | pd.DataFrame,
+    *,
+    noise: bool = True,
+    generator: torch.Generator | None = None,
+    tuning: float = DEFAULT_TUNING,
+    device: str | torch.device | None = None,
+) -> Rendered:
+    """Render inputs, targets and loss mask for a batch of trials.
+
+    With ``noise=True`` every stimulus input unit gets independent Gaussian noise of
+    the trial's ``sigma`` at every step, drawn from ``generator`` (which must live on
+    the batch's device); the fixation input gets none. ``noise=False`` gives the
+    noise-free rendering used by tests and plots.
+    """
+    b = _as_batch(trials, device)
+    dev, dtype = b.device, torch.float32
+    B, T = len(b), N_STEPS
+    t = torch.arange(T, device=dev)
+
+    # Inputs: one batched matmul over five "slots" — the fixation input and the four
+    # (modality, stimulus) stimuli — each a 0/1 time course times a 65-unit pattern.
+    active = torch.empty(B, 5, T, device=dev, dtype=dtype)
+    active[:, 0] = t < b.fix_off.unsqueeze(-1)
+    active[:, 1:] = (t >= b.slot_on.unsqueeze(-1)) & (t < b.slot_off.unsqueeze(-1))
+    bumps = TUNING_AMPLITUDE * b.slot_str.unsqueeze(-1) * tuning_curve(b.slot_dir, tuning)
+    pattern = torch.zeros(B, 5, N_INPUTS, device=dev, dtype=dtype)
+    pattern[:, 0, 0] = 1.0
+    pattern[:, 1:3, 1 : 1 + N_RING] = bumps[:, :2]
+    pattern[:, 3:5, 1 + N_RING :] = bumps[:, 2:]
+    inputs = torch.bmm(active.transpose(1, 2), pattern)  # (B, T, 65)
+    if noise:
+        eps = torch.randn(B, T, 2 * N_RING, generator=generator, device=dev, dtype=dtype)
+        inputs[:, :, 1:].addcmul_(eps, b.sigma.view(B, 1, 1))
+
+    # Targets and mask are piecewise constant in time: look each step's row up in a
+    # small table (phase 0: before go, 1: go epoch) instead of building it by parts.
+    go = (t >= b.go_on.unsqueeze(-1)).long()  # (B, T)
+    rows = torch.full((B, 2, N_OUTPUTS), BASELINE, device=dev, dtype=dtype)
+    rows[:, 0, 0] = FIX_TARGET_ON
+    resp_bump = TUNING_AMPLITUDE * tuning_curve(b.target_dir, tuning) * b.response.unsqueeze(-1)
+    rows[:, 1, 1:] += resp_bump
+    offset = 2 * torch.arange(B, device=dev).unsqueeze(-1)
+    targets = torch.nn.functional.embedding(go + offset, rows.view(2 * B, N_OUTPUTS))
+
+    # Loss mask: 1 before go; 0 for the grace steps; then 10 (fixation) / 5 (ring).
+    late = (t >= (b.go_on + GRACE_STEPS).unsqueeze(-1)).long()
+    weights = torch.tensor(
+        [[1.0] * N_OUTPUTS, [0.0] * N_OUTPUTS, [MASK_FIX] + [MASK_RING] * N_RING],
+        device=dev,
+        dtype=dtype,
+    )
+    mask = torch.nn.functional.embedding(go + late, weights)
+    return Rendered(inputs=inputs, targets=targets, mask=mask)
+
+
+def population_vector(ring: torch.Tensor) -> torch.Tensor:
+    """Direction in [0, 2π) of the population vector of ring activity ``(..., 32)``."""
+    pref = _pref_dirs(ring.device, ring.dtype)
+    angle = torch.atan2((ring * torch.sin(pref)).sum(-1), (ring * torch.cos(pref)).sum(-1))
+    return torch.remainder(angle, TWO_PI)
+
+
+def is_correct(outputs: torch.Tensor, trials: TrialBatch | pd.DataFrame) -> torch.Tensor:
+    """Per-trial correctness (bool ``(B,)``) of network outputs ``(B, 150, 33)``.
+
+    A trial is correct when the fixation output stays above 0.5 wherever its target is
+    0.85 (before the go epoch), and then either — a response being required — the
+    largest ring output at the last step exceeds 0.6 with its population vector
+    within 36° of the target, or — no response required — every output unit stays
+    below 0.15 over steps 144–148. Everything is judged per trial, and angles
+    circularly.
+    """
+    b = _as_batch(trials, outputs.device)
+    if outputs.shape[0] != len(b) or outputs.shape[-1] != N_OUTPUTS:
+        raise ValueError(
+            f"outputs of shape {tuple(outputs.shape)} do not match {len(b)} trials × "
+            f"{N_STEPS} steps × {N_OUTPUTS} outputs"
+        )
+    t = torch.arange(outputs.shape[1], device=outputs.device)
+    before_go = t < b.go_on.unsqueeze(-1)
+    fix_ok = ((outputs[:, :, 0] > FIX_THRESHOLD) | ~before_go).all(dim=1)
+
+    last_ring = outputs[:, -1, 1:]
+    responded = last_ring.max(dim=-1).values > RESPONSE_THRESHOLD
+    on_target = circular_distance(population_vector(last_ring), b.target_dir) < ANGLE_TOLERANCE
+    response_ok = responded & on_target
+
+    lo, hi = WITHHOLD_WINDOW
+    withhold_ok = (outputs[:, lo:hi, :] < WITHHOLD_THRESHOLD).flatten(1).all(dim=1)
+
+    return fix_ok & torch.where(b.response, response_ok, withhold_ok)

@@ -1,0 +1,39 @@
+# Trial pools (tables of trial latents) and example-trial figures.
+
+
+rule trial_pool:
+    """Draw the {pool} pool of {task}: one row of latents per trial (Parquet)."""
+    input:
+        thresholds=con_thresholds,
+    output:
+        "results/trials/{pool}/{task}.parquet",
+    params:
+        n=lambda w: config["trials"]["pools"][w.pool],
+        seed=config["seed"],
+    log:
+        "logs/trials/{pool}/{task}.log",
+    benchmark:
+        "benchmarks/trials/{pool}/{task}.tsv"
+    script:
+        "../../scripts/make_trial_pool.py"
+
+
+rule task_examples:
+    """One example trial per task family: inputs, targets and loss mask as heatmaps."""
+    input:
+        expand(
+            "results/trials/eval/{task}.parquet",
+            task=config.get("figures", {}).get("task_examples", ["Go", "DM", "COMP1", "Dur1", "DMS"]),
+        ),
+    output:
+        report(
+            "results/figures/task_examples.png",
+            category="Tasks",
+            caption="../report/task_examples.rst",
+        ),
+    params:
+        tuning=config["trials"].get("tuning", 8.0),
+    log:
+        "logs/figures/task_examples.log",
+    script:
+        "../../scripts/plot_task_examples.py"
