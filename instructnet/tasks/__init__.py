@@ -1,4 +1,8 @@
-"""Tasks: the 50 psychophysical tasks, their trials, holdouts and scoring."""
+"""Tasks: the 50 psychophysical tasks, their trials, holdouts and scoring.
+
+Drawing and storing trial tables needs only numpy/pandas; the torch half (rendering
+and scoring) is imported on first use so that table-only jobs start quickly.
+"""
 
 from .constants import (
     CONDITIONAL_TASKS,
@@ -16,7 +20,6 @@ from .constants import (
 )
 from .generate import TrialCountError, derive_seed, generate_pool, generate_trials
 from .holdouts import HOLDOUTS, UnknownHoldoutError, held_out, holdout_registry, training_tasks
-from .render import Rendered, TrialBatch, is_correct, render
 from .schema import TrialTableError, read_trials, write_trials
 from .thresholds import ConThresholds, ThresholdTableError
 
@@ -28,3 +31,15 @@ __all__ = [
     "training_tasks", "Rendered", "TrialBatch", "is_correct", "render", "TrialTableError",
     "read_trials", "write_trials", "ConThresholds", "ThresholdTableError",
 ]
+
+_TORCH_NAMES = {"Rendered", "TrialBatch", "is_correct", "render"}
+
+
+def __getattr__(name):
+    if name in _TORCH_NAMES:
+        from . import rendering
+
+        value = getattr(rendering, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

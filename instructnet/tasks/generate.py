@@ -3,7 +3,7 @@
 :func:`generate_trials` returns a trial table (:mod:`instructnet.tasks.schema`): the
 epochs, every stimulus's direction, strength and timing per modality, the noise level,
 whether a response is required and its direction. Rendering to tensors is
-:mod:`instructnet.tasks.render`'s job.
+:mod:`instructnet.tasks.rendering`'s job.
 
 Conventions shared by the generators (arrays of shape ``(n, 2, 2)`` are indexed
 ``[trial, modality, stimulus]``):

@@ -1,6 +1,7 @@
 # Shared definitions: the task list, config checks and helpers for the rules.
 
-import instructnet
+import os
+
 from instructnet.config import check_config
 from instructnet.tasks import TASKS
 
@@ -20,6 +21,14 @@ def trial_pools():
     return expand("results/trials/{pool}/{task}.parquet", pool=POOLS, task=TASKS)
 
 
+def repo_path(path):
+    """A path from the config: relative to the working directory if it exists there,
+    else relative to the repository (so shipped data files work with --directory)."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    return os.path.join(workflow.basedir, path)
+
+
 def con_thresholds(wildcards):
     """The threshold table is an input of the Con tasks' pools only."""
-    return config["trials"]["con_thresholds"] if wildcards.task in CON_TASKS else []
+    return repo_path(config["trials"]["con_thresholds"]) if wildcards.task in CON_TASKS else []
