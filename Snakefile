@@ -19,10 +19,13 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/trials.smk"
+include: "workflow/rules/embeddings.smk"
 
 
 rule all:
     input:
         trial_pools(),
         "results/figures/task_examples.png",
+        "results/instructions/vocabulary.parquet",
+        embeddings(),
     default_target: True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .embeddings.registry import language_models
 from .tasks import check_task, held_out, holdout_registry
 from .tasks.generate import TrialCountError
 
@@ -28,6 +29,13 @@ def check_config(config: Mapping) -> Mapping:
                 raise TrialCountError(f"trials.pools.{pool} must be a positive integer, got {n!r}")
         for task in config.get("figures", {}).get("task_examples", []):
             check_task(task)
+        registry = language_models(config.get("language_model_registry"))
+        for name in config.get("language_models", []):
+            if name not in registry:
+                raise ValueError(
+                    f"unknown language model {name!r} in language_models; known: "
+                    f"{', '.join(sorted(registry))} (add others under language_model_registry)"
+                )
     except ValueError as exc:
         raise ConfigError(f"invalid config: {exc}") from exc
     return config

@@ -42,3 +42,11 @@ def test_bench_trials_prints_json():
     result = json.loads(out)
     assert result["benchmark"] == "trials"
     assert result["trials_per_s_noisy"] > 0 and result["trials_per_s_noise_free"] > 0
+
+
+def test_bench_embed_prints_json():
+    out = subprocess.run([sys.executable, "-m", "instructnet.bench", "embed"],
+                         capture_output=True, text=True, check=True).stdout
+    result = json.loads(out)
+    assert result["sentences"] == 1000 and result["dim"] == 384 and result["layers"] == 7
+    assert result["seconds"] > 0

@@ -46,6 +46,29 @@ def test_workflow_builds_pools_and_figure(run):
     assert (run / "logs" / "trials" / "train" / "DM.log").exists()
 
 
+def test_workflow_embeds_the_corpus_once_per_model(run):
+    from instructnet.embeddings import read_embeddings, read_layers
+
+    rows, vectors = read_embeddings(run / "results" / "embeddings" / "sbertnet_minilm.parquet")
+    assert vectors.shape == (1000, 384) and set(rows["split"]) == {"train", "validation"}
+    layer_rows, layers = read_layers(run / "results" / "embeddings" / "sbertnet_minilm_layers.parquet")
+    assert layers.shape == (7, 1000, 384)
+    _, bow = read_embeddings(run / "results" / "embeddings" / "bownet.parquet")
+    vocab = pd.read_parquet(run / "results" / "instructions" / "vocabulary.parquet")
+    assert bow.shape == (1000, len(vocab)) and set(bow.ravel()) == {0.0, 1.0}
+
+
+def test_paper_config_dag_lists_the_seven_language_models(repo, tmp_path):
+    cmd = [SNAKEMAKE, "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(repo / "config" / "paper.yaml"), "-n", "--quiet", "rules"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert "embed" in out
+    listed = subprocess.run(cmd[:-3] + ["-n", "--printshellcmds"], capture_output=True,
+                            text=True, check=True).stdout
+    for lm in ("gptnet", "gptnet_xl", "bertnet", "sbertnet", "sbertnet_l", "clipnet_s", "bownet"):
+        assert f"results/embeddings/{lm}.parquet" in listed
+
+
 def test_rerun_is_a_no_op_and_reruns_are_surgical(repo, run):
     out = snakemake(repo, run, "-n").stdout + snakemake(repo, run, "-n").stderr
     assert "Nothing to be done" in out

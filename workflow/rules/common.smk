@@ -3,9 +3,13 @@
 import os
 
 from instructnet.config import check_config
+from instructnet.embeddings import language_models
 from instructnet.tasks import TASKS
 
 check_config(config)
+
+# name -> LanguageModel: the built-in registry plus config["language_model_registry"].
+LANGUAGE_MODELS = language_models(config.get("language_model_registry"))
 
 CON_TASKS = ("ConDM", "ConAntiDM")
 POOLS = list(config["trials"]["pools"])
@@ -14,6 +18,7 @@ POOLS = list(config["trials"]["pools"])
 wildcard_constraints:
     task="|".join(TASKS),
     pool="|".join(POOLS),
+    lm="|".join(LANGUAGE_MODELS),
 
 
 def trial_pools():
@@ -32,3 +37,12 @@ def repo_path(path):
 def con_thresholds(wildcards):
     """The threshold table is an input of the Con tasks' pools only."""
     return repo_path(config["trials"]["con_thresholds"]) if wildcards.task in CON_TASKS else []
+
+
+def embeddings():
+    """The embedding tables of every configured language model."""
+    return expand(
+        "results/embeddings/{lm}{suffix}.parquet",
+        lm=config["language_models"],
+        suffix=["", "_layers"],
+    )

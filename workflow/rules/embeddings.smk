@@ -1,0 +1,50 @@
+# Instruction corpus and language-model embeddings (computed once per model).
+
+
+rule corpus:
+    """The instruction corpus as a table, plus its vocabulary."""
+    input:
+        repo_path(config["instructions"]),
+    output:
+        corpus="results/instructions/corpus.parquet",
+        vocabulary="results/instructions/vocabulary.parquet",
+    log:
+        "logs/instructions/corpus.log",
+    script:
+        "../../scripts/make_corpus.py"
+
+
+rule embed:
+    """Embed every sentence with a frozen language model: pooled vectors and the
+    sentence mean of every kept hidden layer."""
+    input:
+        "results/instructions/corpus.parquet",
+    output:
+        pooled="results/embeddings/{lm}.parquet",
+        layers="results/embeddings/{lm}_layers.parquet",
+    params:
+        model=lambda w: LANGUAGE_MODELS[w.lm],
+        batch_size=config.get("embeddings", {}).get("batch_size", 64),
+    threads: 2
+    resources:
+        gpu=lambda w: 0 if LANGUAGE_MODELS[w.lm].kind == "bow" else 1,
+    log:
+        "logs/embeddings/{lm}.log",
+    benchmark:
+        "benchmarks/embeddings/{lm}.tsv"
+    script:
+        "../../scripts/embed_corpus.py"
+
+
+rule prefetch_models:
+    """Download the configured language models into the Hugging Face cache (run it on a
+    machine with internet, e.g. a cluster login node: snakemake --cores 1 prefetch_models)."""
+    localrule: True
+    params:
+        models=[LANGUAGE_MODELS[name] for name in config["language_models"]],
+    run:
+        from instructnet.embeddings import prefetch
+
+        for model in params.models:
+            print(f"prefetching {model.name} ({model.source or 'bag of words'})")
+            prefetch(model)
