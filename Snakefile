@@ -20,6 +20,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/trials.smk"
 include: "workflow/rules/embeddings.smk"
+include: "workflow/rules/training.smk"
 
 
 rule all:
@@ -28,4 +29,5 @@ rule all:
         "results/figures/task_examples.png",
         "results/instructions/vocabulary.parquet",
         embeddings(),
+        trained_models(),
     default_target: True

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .embeddings.registry import language_models
+from .models.spec import model_spec
 from .tasks import check_task, held_out, holdout_registry
 from .tasks.generate import TrialCountError
 
@@ -36,6 +37,18 @@ def check_config(config: Mapping) -> Mapping:
                     f"unknown language model {name!r} in language_models; known: "
                     f"{', '.join(sorted(registry))} (add others under language_model_registry)"
                 )
+        for name in config.get("models", []):
+            spec = model_spec(name, registry)
+            if spec.instructed and spec.lm not in config.get("language_models", []):
+                raise ValueError(
+                    f"model {name!r} needs language model {spec.lm!r} in language_models"
+                )
+        if "training" in config:
+            from .training.loop import TrainConfig
+            from .training.run import TuningConfig
+
+            TrainConfig.from_mapping(config["training"])
+            TuningConfig(**(config.get("tuning") or {}))
     except ValueError as exc:
         raise ConfigError(f"invalid config: {exc}") from exc
     return config

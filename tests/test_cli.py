@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from instructnet.cli import main
 
 
@@ -50,3 +52,15 @@ def test_bench_embed_prints_json():
     result = json.loads(out)
     assert result["sentences"] == 1000 and result["dim"] == 384 and result["layers"] == 7
     assert result["seconds"] > 0
+
+
+def test_bench_train_step_prints_json():
+    out = subprocess.run(
+        [sys.executable, "-m", "instructnet.bench", "train-step", "--hidden", "32",
+         "--batch-size", "8", "--repeats", "1"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    result = json.loads(out)
+    assert result["benchmark"] == "train-step" and result["hidden"] == 32
+    assert result["ms_fast"] > 0 and result["floor_ms"] > 0
+    assert result["ratio_fast_to_floor"] == pytest.approx(result["ms_fast"] / result["floor_ms"], rel=0.1)  # rounded fields

@@ -10,20 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tokenizers import pre_tokenizers, trainers
-from transformers import (
-    BertConfig,
-    BertModel,
-    BertTokenizer,
-    CLIPConfig,
-    CLIPModel,
-    CLIPTextConfig,
-    CLIPTextModel,
-    CLIPTokenizer,
-    GPT2Config,
-    GPT2Model,
-    GPT2Tokenizer,
-)
+from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
 from instructnet.embeddings import (
     BUILTIN_MODELS,
@@ -45,77 +32,10 @@ from instructnet.embeddings import (
     write_embeddings,
     write_layers,
 )
-from instructnet.instructions import load_corpus, vocabulary, words
+from instructnet.instructions import vocabulary, words
 from instructnet.tasks import FAMILIES, FAMILY_OF
 
-N_LAYER = 2
-HIDDEN = 32
-
-
-@pytest.fixture(scope="session")
-def corpus():
-    return load_corpus()
-
-
-def _trained_tokenizer(folder, tokenizer, texts, trainer):
-    """Train ``tokenizer``'s vocabulary on ``texts``, save it to ``folder`` and reload
-    it (so its special-token ids are those of the trained vocabulary)."""
-    tokenizer.backend_tokenizer.train_from_iterator(texts, trainer)
-    tokenizer.save_pretrained(folder)
-    return type(tokenizer).from_pretrained(folder)
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory, corpus):
-    """Folders holding random-weight GPT-2, BERT and CLIP text models with tokenizers
-    trained on the corpus, as local-path LanguageModels (arch → model)."""
-    texts = list(corpus["text"])
-    byte_alphabet = pre_tokenizers.ByteLevel.alphabet()
-    folders = {arch: tmp_path_factory.mktemp(arch) for arch in ("gpt2", "bert", "clip")}
-    gpt2_tok = _trained_tokenizer(
-        folders["gpt2"], GPT2Tokenizer(), texts,
-        trainers.BpeTrainer(
-            vocab_size=600, special_tokens=["<|endoftext|>"], initial_alphabet=byte_alphabet
-        ),
-    )
-    bert_tok = _trained_tokenizer(
-        folders["bert"], BertTokenizer(), texts,
-        trainers.WordPieceTrainer(
-            vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        ),
-    )
-    clip_tok = _trained_tokenizer(
-        folders["clip"], CLIPTokenizer(), texts,
-        trainers.BpeTrainer(
-            vocab_size=600,
-            special_tokens=["<|startoftext|>", "<|endoftext|>"],
-            initial_alphabet=byte_alphabet,
-            end_of_word_suffix="</w>",
-        ),
-    )
-    small = dict(num_hidden_layers=N_LAYER, hidden_size=HIDDEN, num_attention_heads=2,
-                 intermediate_size=64)
-    torch.manual_seed(0)
-    networks = {
-        "gpt2": GPT2Model(GPT2Config(
-            vocab_size=len(gpt2_tok), n_layer=N_LAYER, n_embd=HIDDEN, n_head=2,
-            n_positions=128, bos_token_id=gpt2_tok.eos_token_id,
-            eos_token_id=gpt2_tok.eos_token_id)),
-        "bert": BertModel(BertConfig(
-            vocab_size=len(bert_tok), max_position_embeddings=128,
-            pad_token_id=bert_tok.pad_token_id, **small)),
-        "clip": CLIPTextModel(CLIPTextConfig(
-            vocab_size=len(clip_tok), max_position_embeddings=77,
-            bos_token_id=clip_tok.bos_token_id, eos_token_id=clip_tok.eos_token_id,
-            pad_token_id=clip_tok.pad_token_id, **small)),
-    }
-    assert gpt2_tok.pad_token is None  # load() must supply one
-    models = {}
-    for arch, network in networks.items():
-        network.save_pretrained(folders[arch])
-        kind, pooling = ("clip", "pooler") if arch == "clip" else ("auto", "mean")
-        models[arch] = LanguageModel(f"tiny_{arch}", str(folders[arch]), kind, pooling)
-    return models
+from conftest import HIDDEN, N_LAYER  # noqa: E402  (tiny models live in conftest)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 """The real workflow, end to end, through the snakemake CLI on config/test.yaml."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +57,19 @@ def test_workflow_embeds_the_corpus_once_per_model(run):
     assert bow.shape == (1000, len(vocab)) and set(bow.ravel()) == {0.0, 1.0}
 
 
+def test_workflow_trains_each_model(run):
+    from instructnet.training.run import load_model
+
+    for model in ("simplenet", "sbertnet_minilm"):
+        folder = run / "results" / "models" / "swap9" / model / "seed0"
+        net, meta = load_model(folder / "model.pt")
+        assert meta["holdout"] == "swap9" and len(meta["training_tasks"]) == 45
+        assert "AntiDMMod1" not in meta["training_tasks"]
+        log = pd.read_parquet(folder / "train_log.parquet")
+        assert set(log["task"]) == set(meta["training_tasks"]) and (log["epoch"] == 1).all()
+        assert not (folder / "checkpoint.pt").exists()
+
+
 def test_paper_config_dag_lists_the_seven_language_models(repo, tmp_path):
     cmd = [SNAKEMAKE, "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(repo / "config" / "paper.yaml"), "-n", "--quiet", "rules"]
@@ -67,6 +79,10 @@ def test_paper_config_dag_lists_the_seven_language_models(repo, tmp_path):
                             text=True, check=True).stdout
     for lm in ("gptnet", "gptnet_xl", "bertnet", "sbertnet", "sbertnet_l", "clipnet_s", "bownet"):
         assert f"results/embeddings/{lm}.parquet" in listed
+        assert f"results/models/swap0/{lm}/seed4/model.pt" in listed
+    # the Con pools wait for the derived threshold table and its reference SIMPLENET
+    assert "results/tasks/con_thresholds.parquet" in listed
+    assert "results/models/nocon/simplenet/seed0/model.pt" in listed
 
 
 def test_rerun_is_a_no_op_and_reruns_are_surgical(repo, run):

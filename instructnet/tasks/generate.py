@@ -264,15 +264,13 @@ def _dm(task, rng, n, ctx):
     return tr
 
 
-def _con(task, rng, n, ctx):
-    """ConDM / ConAntiDM: respond only on the easy side of the threshold table."""
-    anti = task == "ConAntiDM"
-    table: ConThresholds = ctx["thresholds"]
+def _con_trials(rng, n, anti, response, sigma, size):
+    """Con-timed two-stimulus decision trials with given noise and |contrast| per trial."""
     tr = _new(rng, n, "full")
     tr.epochs = {k: np.full(n, v) for k, v in CON_EPOCHS.items()}
     tr.fix_off = tr.epochs["go_on"].copy()
-    tr.response = _balanced(rng, n)
-    tr.sigma, size = table.sample(task, tr.response, rng)
+    tr.response = response
+    tr.sigma = sigma
     c = size * rng.choice(np.array([-1.0, 1.0]), n)  # signed contrast s1 - s2
     theta1, theta2 = _direction_pair(rng, n)
     tr.dir[:] = np.stack([theta1, theta2], 1)[:, None, :]
@@ -283,6 +281,27 @@ def _con(task, rng, n, ctx):
     first = c < 0 if anti else c > 0
     tr.target = np.where(first, theta1, theta2)
     return tr
+
+
+def _con(task, rng, n, ctx):
+    """ConDM / ConAntiDM: respond only on the easy side of the threshold table."""
+    table: ConThresholds = ctx["thresholds"]
+    response = _balanced(rng, n)
+    sigma, size = table.sample(task, response, rng)
+    return _con_trials(rng, n, task == "ConAntiDM", response, sigma, size)
+
+
+def decision_probe_trials(task: str, sigma: float, contrast: float, n: int, seed) -> pd.DataFrame:
+    """DM or AntiDM trials in the Con tasks' layout at one noise level and |contrast|,
+    every one requiring a response: the probes of the Con threshold sweep."""
+    if task not in ("DM", "AntiDM"):
+        raise ValueError(f"probe trials are DM or AntiDM trials, not {task!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise TrialCountError(f"number of probe trials must be a positive integer, got {n!r}")
+    rng = np.random.default_rng(seed)
+    tr = _con_trials(rng, n, task == "AntiDM", np.ones(n, bool), np.full(n, float(sigma)),
+                     np.full(n, float(contrast)))
+    return tr.frame(task)
 
 
 # --- comparison --------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Holdout schemes of METHODS §3 as data, selectable by name.
 
 ``swap0``..``swap9``: ten groups of five tasks (the main result); ``family0``..
-``family11``: blocks of related tasks; ``multitask``: nothing held out. Users may add
+``family11``: blocks of related tasks; ``multitask``: nothing held out; ``nocon``:
+ConDM and ConAntiDM (the Con threshold stage's reference model). Users may add
 groups (``custom_holdouts`` in the config), validated against the task list.
 """
 
@@ -42,6 +43,8 @@ FAMILY_GROUPS: tuple[tuple[str, ...], ...] = (
 HOLDOUTS: dict[str, tuple[str, ...]] = {f"swap{i}": g for i, g in enumerate(SWAP_GROUPS)}
 HOLDOUTS.update({f"family{i}": g for i, g in enumerate(FAMILY_GROUPS)})
 HOLDOUTS["multitask"] = ()
+# The reference SIMPLENET of the ConDM/ConAntiDM threshold stage trains on the 48 others.
+HOLDOUTS["nocon"] = ("ConDM", "ConAntiDM")
 
 
 class UnknownHoldoutError(ValueError):

@@ -4,12 +4,20 @@ import os
 
 from instructnet.config import check_config
 from instructnet.embeddings import language_models
-from instructnet.tasks import TASKS
+from instructnet.models.spec import model_spec
+from instructnet.tasks import TASKS, holdout_registry, training_tasks
 
 check_config(config)
 
 # name -> LanguageModel: the built-in registry plus config["language_model_registry"].
 LANGUAGE_MODELS = language_models(config.get("language_model_registry"))
+CUSTOM_HOLDOUTS = config.get("custom_holdouts") or {}
+HOLDOUT_NAMES = list(holdout_registry(CUSTOM_HOLDOUTS))
+MODEL_NAMES = list(config.get("models", []))
+if config["trials"]["con_thresholds"] == "derived" and "simplenet" not in MODEL_NAMES:
+    MODEL_NAMES.append("simplenet")  # the threshold stage's reference model
+MODEL_SPECS = {name: model_spec(name, LANGUAGE_MODELS) for name in MODEL_NAMES}
+SEEDS = config.get("training", {}).get("seeds", [0])
 
 CON_TASKS = ("ConDM", "ConAntiDM")
 POOLS = list(config["trials"]["pools"])
@@ -19,6 +27,9 @@ wildcard_constraints:
     task="|".join(TASKS),
     pool="|".join(POOLS),
     lm="|".join(LANGUAGE_MODELS),
+    holdout="|".join(HOLDOUT_NAMES),
+    model="|".join(MODEL_SPECS) or "(?!)",
+    seed=r"\d+",
 
 
 def trial_pools():
@@ -34,9 +45,17 @@ def repo_path(path):
     return os.path.join(workflow.basedir, path)
 
 
+DERIVED_THRESHOLDS = config["trials"]["con_thresholds"] == "derived"
+
+
 def con_thresholds(wildcards):
-    """The threshold table is an input of the Con tasks' pools only."""
-    return repo_path(config["trials"]["con_thresholds"]) if wildcards.task in CON_TASKS else []
+    """The threshold table is an input of the Con tasks' pools only: the shipped or a
+    user's table, or ('derived') the one the con_thresholds rule derives."""
+    if wildcards.task not in CON_TASKS:
+        return []
+    if DERIVED_THRESHOLDS:
+        return "results/tasks/con_thresholds.parquet"
+    return repo_path(config["trials"]["con_thresholds"])
 
 
 def embeddings():
@@ -45,4 +64,23 @@ def embeddings():
         "results/embeddings/{lm}{suffix}.parquet",
         lm=config["language_models"],
         suffix=["", "_layers"],
+    )
+
+
+def train_settings(spec):
+    """The training settings of a model (GPT language models: their own criterion)."""
+    settings = dict(config["training"])
+    gpt_threshold = settings.pop("threshold_gpt", None)
+    if spec.gpt and gpt_threshold is not None:
+        settings["threshold"] = gpt_threshold
+    return settings
+
+
+def trained_models():
+    """model.pt of every configured holdout × model × seed."""
+    return expand(
+        "results/models/{holdout}/{model}/seed{seed}/model.pt",
+        holdout=config["holdouts"],
+        model=config.get("models", []),
+        seed=SEEDS,
     )

@@ -37,3 +37,23 @@ rule task_examples:
         "logs/figures/task_examples.log",
     script:
         "../../scripts/plot_task_examples.py"
+
+
+rule con_thresholds:
+    """Derive the ConDM/ConAntiDM (noise, contrast) frontier from a SIMPLENET trained on
+    the 48 other tasks (used when trials.con_thresholds is 'derived')."""
+    input:
+        f"results/models/nocon/simplenet/seed{SEEDS[0]}/model.pt",
+    output:
+        table="results/tasks/con_thresholds.parquet",
+        sweep="results/tasks/con_sweep.parquet",
+    params:
+        sweep=config["trials"].get("con_sweep", {}),
+        seed=config["seed"],
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        "logs/tasks/con_thresholds.log",
+    script:
+        "../../scripts/con_thresholds.py"

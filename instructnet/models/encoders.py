@@ -1,0 +1,142 @@
+"""Task-information encoders: what tells the sensorimotor RNN which task to perform.
+
+Every encoder maps a batch of (task index, instruction row) pairs to a 64-d task
+vector that is fed to the RNN at every step (METHODS §5):
+
+* ``simplenet``: a fixed random orthonormal vector per task.
+* ``structurenet``: the task's structure vector (§2) on ten fixed orthonormal axes.
+* ``simplenetplus`` / ``structurenetplus``: the same, through a trainable ReLU MLP
+  64 → 128 → 128 → 64.
+* instructed models: the cached embedding of the instruction sentence (a frozen
+  language model or a bag of words), through a trainable Linear(d → 64), or the MLP
+  d → 256 → 256 → 64 for ``…_mlp`` variants.
+
+The fixed random matrices derive from a torch.Generator, so they are reproducible.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..tasks.constants import STRUCTURE, TASKS
+
+TASK_DIM = 64
+
+
+def random_orthonormal(rows: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+    """``rows`` orthonormal vectors of length ``dim`` (rows ≤ dim), seeded."""
+    if rows > dim:
+        raise ValueError(f"cannot draw {rows} orthonormal vectors in {dim} dimensions")
+    gauss = torch.randn(dim, dim, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(gauss)
+    q = q * torch.sign(torch.diagonal(r))  # unique, uniformly distributed
+    return q[:, :rows].T.contiguous().float()
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers with ReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class RuleEncoder(nn.Module):
+    """SIMPLENET / STRUCTURENET (and their PLUS variants): rule vectors per task."""
+
+    def __init__(self, kind: str, generator: torch.Generator, plus: bool = False):
+        super().__init__()
+        if kind == "simple":
+            rules = random_orthonormal(len(TASKS), TASK_DIM, generator)
+        elif kind == "structure":
+            axes = random_orthonormal(10, TASK_DIM, generator)
+            structure = torch.tensor([STRUCTURE[t] for t in TASKS], dtype=torch.float32)
+            rules = structure @ axes
+        else:
+            raise ValueError(f"unknown rule encoder {kind!r}")
+        self.register_buffer("rules", rules)  # (50, 64), fixed
+        self.head = mlp([TASK_DIM, 128, 128, TASK_DIM]) if plus else None
+
+    def rule_vectors(self, task_idx: torch.Tensor) -> torch.Tensor:
+        return self.rules[task_idx]
+
+    def forward(self, task_idx: torch.Tensor, sentence_idx: torch.Tensor | None = None):
+        v = self.rules[task_idx]
+        return v if self.head is None else self.head(v)
+
+
+class InstructionEncoder(nn.Module):
+    """Instructed models: cached sentence embeddings → trainable map to 64 dims."""
+
+    def __init__(self, embeddings: torch.Tensor, head: str = "linear"):
+        super().__init__()
+        self.register_buffer("embeddings", embeddings.float())  # (sentences, d), frozen
+        d = embeddings.shape[1]
+        if head == "linear":
+            self.head = nn.Linear(d, TASK_DIM)
+        elif head == "mlp":
+            self.head = mlp([d, 256, 256, TASK_DIM])
+        else:
+            raise ValueError(f"unknown instruction head {head!r}; expected linear or mlp")
+
+    def forward(self, task_idx: torch.Tensor, sentence_idx: torch.Tensor):
+        if sentence_idx is None:
+            raise ValueError("an instructed model needs instruction sentences")
+        return self.head(self.embeddings[sentence_idx])
+
+
+def transformer_blocks(network: nn.Module) -> nn.ModuleList:
+    """The stack of transformer blocks of a Hugging Face model (BERT ``encoder.layer``,
+    GPT-2 ``h``, CLIP ``text_model.encoder.layers``, ...): the ModuleList whose length
+    is the config's number of hidden layers."""
+    n = network.config.num_hidden_layers
+    for _, module in network.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n:
+            return module
+    raise ValueError(f"cannot find the {n} transformer blocks of {type(network).__name__}")
+
+
+class TunedInstructionEncoder(nn.Module):
+    """An instructed model's encoder with its language model in the loop: the last
+    ``blocks`` transformer blocks are trainable, the rest stays frozen; sentences are
+    tokenised once and pooled as in the embedding cache (METHODS §6, tuned variant)."""
+
+    def __init__(self, tokenizer, network: nn.Module, pooling: str, texts: list[str],
+                 head: nn.Linear, blocks: int = 3):
+        super().__init__()
+        self.network = network
+        self.pooling = pooling
+        self.head = head
+        network.requires_grad_(False)
+        stack = transformer_blocks(network)
+        if not 0 < blocks <= len(stack):
+            raise ValueError(f"cannot tune {blocks} of {len(stack)} transformer blocks")
+        self.tuned_blocks = stack[-blocks:]
+        self.tuned_blocks.requires_grad_(True)
+        batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        self.register_buffer("input_ids", batch["input_ids"], persistent=False)
+        self.register_buffer("attention_mask", batch["attention_mask"], persistent=False)
+
+    def language_parameters(self):
+        return list(self.tuned_blocks.parameters())
+
+    def train(self, mode: bool = True):
+        """The language model stays in eval mode (no dropout) while the rest trains."""
+        super().train(mode)
+        self.network.eval()
+        return self
+
+    def forward(self, task_idx: torch.Tensor, sentence_idx: torch.Tensor):
+        from ..embeddings.pooling import pool
+
+        if sentence_idx is None:
+            raise ValueError("an instructed model needs instruction sentences")
+        mask = self.attention_mask[sentence_idx]
+        length = int(mask.sum(1).max())  # right padding: drop columns nobody uses
+        mask = mask[:, :length]
+        out = self.network(input_ids=self.input_ids[sentence_idx, :length], attention_mask=mask)
+        vec = pool(out.last_hidden_state, mask, self.pooling, getattr(out, "pooler_output", None))
+        return self.head(vec)

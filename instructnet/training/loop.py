@@ -1,0 +1,274 @@
+"""Training a sensorimotor model on a set of tasks (METHODS §6).
+
+Masked MSE, Adam, learning rate × ``lr_decay`` after every epoch. An epoch is
+``batches_per_epoch`` batches of ``batch_size`` trials; each batch holds trials of one
+task, and the tasks are interleaved at random (equal counts per task). Training stops
+when every training task is at least ``threshold`` correct over its batches of the
+last epoch and at least ``min_epochs`` have run, or at ``max_epochs``.
+
+Each batch draws trial latents from the task's training pool and fresh input noise
+from a seeded generator. A checkpoint (model, optimiser, scheduler, random states,
+log) is written atomically after every epoch, so a job killed at any point and started
+again continues from the last finished epoch and ends with the same weights as an
+uninterrupted run (on CPU).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from ..models.network import SensorimotorModel, masked_mse
+from ..tasks import TrialBatch, is_correct, render
+from ..tasks.constants import TASK_INDEX
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class TrainingConfigError(ValueError):
+    """A training hyperparameter out of range."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 64
+    batches_per_epoch: int = 2400
+    lr: float = 1e-3
+    lr_decay: float = 0.95
+    min_epochs: int = 35
+    max_epochs: int = 80
+    threshold: float = 0.95
+    grad_clip: float | None = 0.5  # clip gradients by value (reference); None: off
+
+    def __post_init__(self):
+        positive_ints = ("batch_size", "batches_per_epoch", "min_epochs", "max_epochs")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TrainingConfigError(f"training.{name} must be a positive integer, got {value!r}")
+        if self.min_epochs > self.max_epochs:
+            raise TrainingConfigError(
+                f"training.min_epochs ({self.min_epochs}) exceeds max_epochs ({self.max_epochs})"
+            )
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise TrainingConfigError(f"training.lr must be a positive number, got {self.lr!r}")
+        if not 0 < self.lr_decay <= 1:
+            raise TrainingConfigError(f"training.lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        if not 0 < self.threshold <= 1:
+            raise TrainingConfigError(f"training.threshold must be in (0, 1], got {self.threshold!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise TrainingConfigError(f"training.grad_clip must be positive or null, got {self.grad_clip!r}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping, **override) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known - {"threshold_gpt", "seeds", "hidden"})
+        if unknown:
+            raise TrainingConfigError(f"unknown training settings: {', '.join(unknown)}")
+        kwargs = {k: v for k, v in values.items() if k in known}
+        kwargs.update(override)
+        return cls(**kwargs)
+
+
+@dataclass
+class TrainingData:
+    """What a training run reads: one trial pool per task, instruction rows per task."""
+
+    tasks: Sequence[str]
+    pools: Mapping[str, TrialBatch]
+    sentences: Mapping[str, torch.Tensor] | None = None  # task -> embedding row indices
+
+    def __post_init__(self):
+        missing = [t for t in self.tasks if t not in self.pools]
+        if missing:
+            raise ValueError(f"no training pool for tasks: {', '.join(missing)}")
+        if self.sentences is not None:
+            missing = [t for t in self.tasks if len(self.sentences.get(t, ())) == 0]
+            if missing:
+                raise ValueError(f"no training instructions for tasks: {', '.join(missing)}")
+
+
+def _task_schedule(rng: np.random.Generator, n_tasks: int, n_batches: int) -> np.ndarray:
+    """Task index of every batch of an epoch: counts equal up to one (which tasks get
+    the extra batch is random), order random."""
+    base = np.tile(np.arange(n_tasks), n_batches // n_tasks)
+    extra = rng.permutation(n_tasks)[: n_batches % n_tasks]
+    return rng.permutation(np.concatenate([base, extra]))
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Runs the training protocol for one model on one device."""
+
+    def __init__(
+        self,
+        model: SensorimotorModel,
+        data: TrainingData,
+        config: TrainConfig,
+        seed: int,
+        device: str | torch.device = "cpu",
+        label: str = "",
+        param_groups: list[dict] | None = None,
+    ):
+        if config.batches_per_epoch < len(data.tasks):
+            raise TrainingConfigError(
+                f"training.batches_per_epoch ({config.batches_per_epoch}) must be at least the "
+                f"number of training tasks ({len(data.tasks)}) so that every task is scored"
+            )
+        self.model = model.to(device)
+        self.data = data
+        self.config = config
+        self.device = torch.device(device)
+        self.label = label or "model"
+        if param_groups is None:
+            param_groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        self.optimizer = torch.optim.Adam(param_groups, lr=config.lr)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, config.lr_decay)
+        self.rng = np.random.default_rng(seed)
+        self.noise = torch.Generator(device=self.device).manual_seed(seed)
+        self.pools = {t: data.pools[t].to(self.device) for t in data.tasks}
+        self.sentences = (
+            {t: s.to(self.device) for t, s in data.sentences.items()} if data.sentences else None
+        )
+        self.epoch = 0
+        self.rows: list[dict] = []
+
+    # -- checkpointing ---------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "noise": self.noise.get_state(),
+            "rows": self.rows,
+            "config": asdict(self.config),
+        }
+
+    def load_state(self, state: dict) -> None:
+        if state["config"] != asdict(self.config):
+            raise ValueError(
+                f"{self.label}: the checkpoint was written with other training settings; "
+                "delete it to start afresh"
+            )
+        self.epoch = state["epoch"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.rng.bit_generator.state = state["rng"]
+        self.noise.set_state(state["noise"])
+        self.rows = list(state["rows"])
+
+    # -- one batch -------------------------------------------------------------------
+    def step(self, task: str) -> tuple[float, float]:
+        cfg = self.config
+        pool = self.pools[task]
+        idx = torch.as_tensor(self.rng.integers(0, len(pool), cfg.batch_size), device=self.device)
+        trials = pool[idx]
+        task_idx = torch.full((cfg.batch_size,), TASK_INDEX[task], device=self.device)
+        sentence_idx = None
+        if self.sentences is not None:
+            choices = self.sentences[task]
+            pick = self.rng.integers(0, len(choices), cfg.batch_size)
+            sentence_idx = choices[torch.as_tensor(pick, device=self.device)]
+        r = render(trials, noise=True, generator=self.noise)
+        outputs, _ = self.model(r.inputs, self.model.task_vectors(task_idx, sentence_idx))
+        loss = masked_mse(outputs, r.targets, r.mask)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"{self.label}: loss became {loss.item()} in epoch {self.epoch + 1} on task {task}"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        accuracy = is_correct(outputs.detach(), trials).float().mean()
+        return loss.item(), accuracy.item()
+
+    # -- one epoch -------------------------------------------------------------------
+    def run_epoch(self, progress: bool = True) -> pd.DataFrame:
+        cfg = self.config
+        tasks = list(self.data.tasks)
+        schedule = _task_schedule(self.rng, len(tasks), cfg.batches_per_epoch)
+        lr = self.optimizer.param_groups[0]["lr"]  # the sensorimotor parameters' rate
+        losses = {t: [] for t in tasks}
+        accs = {t: [] for t in tasks}
+        start = time.perf_counter()
+        bar = tqdm(schedule, desc=f"{self.label} epoch {self.epoch + 1}", disable=not progress,
+                   mininterval=5, leave=False)
+        self.model.train()
+        for k in bar:
+            loss, acc = self.step(tasks[k])
+            losses[tasks[k]].append(loss)
+            accs[tasks[k]].append(acc)
+        seconds = time.perf_counter() - start
+        self.scheduler.step()
+        self.epoch += 1
+        rows = [
+            {
+                "epoch": self.epoch,
+                "task": t,
+                "loss": float(np.mean(losses[t])) if losses[t] else float("nan"),
+                "accuracy": float(np.mean(accs[t])) if accs[t] else float("nan"),
+                "batches": len(accs[t]),
+                "lr": lr,
+                "seconds": seconds,
+                "trials_per_s": cfg.batches_per_epoch * cfg.batch_size / seconds,
+            }
+            for t in tasks
+        ]
+        self.rows.extend(rows)
+        return pd.DataFrame(rows)
+
+    def done(self, epoch_table: pd.DataFrame) -> bool:
+        if self.epoch >= self.config.max_epochs:
+            return True
+        reached = (epoch_table["accuracy"] >= self.config.threshold).all()
+        return bool(reached) and self.epoch >= self.config.min_epochs
+
+    def fit(self, checkpoint: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+        """Train to criterion, resuming from ``checkpoint`` if it exists; return the log."""
+        checkpoint = Path(checkpoint) if checkpoint else None
+        if checkpoint is not None and checkpoint.exists():
+            self.load_state(torch.load(checkpoint, map_location=self.device, weights_only=False))
+            log.info("%s: resumed from %s after epoch %d", self.label, checkpoint, self.epoch)
+            last = [row for row in self.rows if row["epoch"] == self.epoch]
+            if last and self.done(pd.DataFrame(last)):
+                return self.log_table()
+        while True:
+            table = self.run_epoch(progress)
+            log.info(
+                "%s: epoch %d loss %.4f, mean accuracy %.3f (min %.3f, %s), lr %.2e, %.0f trials/s",
+                self.label, self.epoch, table["loss"].mean(), table["accuracy"].mean(),
+                table["accuracy"].min(), table.loc[table["accuracy"].idxmin(), "task"],
+                table["lr"].iloc[0], table["trials_per_s"].iloc[0],
+            )
+            if checkpoint is not None:
+                _save_atomic(self.state(), checkpoint)
+            if self.done(table):
+                return self.log_table()
+
+    def log_table(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.rows)
+        return df.astype({"epoch": "int32", "task": "string", "batches": "int32"})

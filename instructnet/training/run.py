@@ -1,0 +1,175 @@
+"""One training job: (holdout group, model, seed) → model.pt + train_log.parquet.
+
+This is what the workflow's ``train`` rule calls; it can be called without Snakemake.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..embeddings import LanguageModel, read_embeddings
+from ..embeddings import load as load_language_model
+from ..models.encoders import TunedInstructionEncoder
+from ..models.network import SensorimotorModel, build_model
+from ..models.spec import ModelSpec
+from ..tasks import TrialBatch, derive_seed, read_trials
+from .loop import TrainConfig, Trainer, TrainingConfigError, TrainingData
+
+log = logging.getLogger(__name__)
+
+
+def seed_int(*parts) -> int:
+    """A 63-bit integer seed derived from names and numbers."""
+    return int(derive_seed(*parts).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def instruction_rows(rows: pd.DataFrame, tasks: Sequence[str], split: str = "train"):
+    """Embedding-table row indices of each task's ``split`` sentences."""
+    out = {}
+    for task in tasks:
+        sel = np.flatnonzero((rows["task"] == task).to_numpy() & (rows["split"] == split).to_numpy())
+        out[task] = torch.as_tensor(sel, dtype=torch.long)
+    return out
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """The tuned variant (METHODS §6): after ``from_epoch`` epochs the last ``blocks``
+    transformer blocks join the trained parameters; ``lr`` for the RNN and maps,
+    ``lm_lr`` (``lm_lr_gpt`` for GPT models) for the language model."""
+
+    from_epoch: int = 30
+    lr: float = 1e-4
+    lm_lr: float = 3e-4
+    lm_lr_gpt: float = 5e-5
+    blocks: int = 3
+
+    def __post_init__(self):
+        if isinstance(self.from_epoch, bool) or not isinstance(self.from_epoch, int) or self.from_epoch < 1:
+            raise TrainingConfigError(f"tuning.from_epoch must be a positive integer, got {self.from_epoch!r}")
+        if isinstance(self.blocks, bool) or not isinstance(self.blocks, int) or self.blocks < 1:
+            raise TrainingConfigError(f"tuning.blocks must be a positive integer, got {self.blocks!r}")
+        for name in ("lr", "lm_lr", "lm_lr_gpt"):
+            if not getattr(self, name) > 0:
+                raise TrainingConfigError(f"tuning.{name} must be positive, got {getattr(self, name)!r}")
+
+
+def tuned_model(model: SensorimotorModel, language_model: LanguageModel, texts: list[str],
+                blocks: int, device="cpu") -> SensorimotorModel:
+    """Swap a cached-embedding encoder for the language model itself (same linear map)."""
+    tokenizer, network = load_language_model(language_model, device)
+    model.encoder = TunedInstructionEncoder(tokenizer, network, language_model.pooling, texts,
+                                            model.encoder.head, blocks)
+    return model.to(device)
+
+
+def save_model(model: SensorimotorModel, spec: ModelSpec, path: str | Path, **meta) -> None:
+    torch.save({"spec": asdict(spec), "hidden": model.rnn.hidden_size,
+                "state_dict": model.state_dict(), **meta}, path)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """A trained model and its metadata (spec, holdout, seed, training tasks, ...).
+
+    Tuned models reload their language model from its source (it must be available)."""
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    spec = ModelSpec(**saved["spec"])
+    state = saved["state_dict"]
+    if spec.tuned:
+        d = state["encoder.head.weight"].shape[1]
+        model = build_model(spec, seed=0, embeddings=torch.zeros(1, d), hidden=saved["hidden"])
+        model = tuned_model(model, LanguageModel(**saved["language_model"]), saved["texts"],
+                            saved["tuning"]["blocks"])
+    else:
+        embeddings = state.get("encoder.embeddings")
+        model = build_model(spec, seed=0, embeddings=embeddings, hidden=saved["hidden"])
+    model.load_state_dict(state)
+    return model.to(device), saved
+
+
+def train_job(
+    spec: ModelSpec,
+    holdout: str,
+    seed: int,
+    tasks: Sequence[str],
+    pool_paths: Mapping[str, str | Path],
+    config: TrainConfig,
+    base_seed: int,
+    model_out: str | Path,
+    log_out: str | Path,
+    embeddings_path: str | Path | None = None,
+    hidden: int = 256,
+    device: str | torch.device = "cpu",
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    language_model: LanguageModel | None = None,
+    tuning: TuningConfig | None = None,
+) -> pd.DataFrame:
+    """Train one model to criterion and write its weights and training log.
+
+    A tuned model (``spec.tuned``) first trains ``tuning.from_epoch`` epochs on the
+    cached embeddings (the frozen language model gives the same vectors), then its
+    language model's last blocks join the trained parameters; each phase has its own
+    checkpoint, so a killed job resumes in either.
+    """
+    label = f"{holdout}/{spec.name}/seed{seed}"
+    pools = {t: TrialBatch.from_frame(read_trials(pool_paths[t])) for t in tasks}
+    embeddings = sentences = rows = None
+    if spec.instructed:
+        rows, vectors = read_embeddings(embeddings_path)
+        embeddings = torch.tensor(vectors)
+        sentences = instruction_rows(rows, tasks, "train")
+    data = TrainingData(tasks, pools, sentences)
+    data_seed = seed_int(base_seed, "train", holdout, spec.name, seed)
+    # a tuned model starts as its language model's plain model would
+    init_name = spec.lm if spec.tuned else spec.name
+    model = build_model(spec, seed_int(base_seed, "init", init_name, seed), embeddings, hidden)
+    checkpoint = Path(checkpoint) if checkpoint else None
+    meta = {}
+    if spec.tuned:
+        tuning = tuning or TuningConfig()
+        if language_model is None:
+            raise ValueError(f"{label}: a tuned model needs its language model's entry")
+        if tuning.from_epoch >= config.max_epochs:
+            raise TrainingConfigError(
+                f"tuning.from_epoch ({tuning.from_epoch}) must be below training.max_epochs "
+                f"({config.max_epochs})"
+            )
+        frozen = replace(config, min_epochs=tuning.from_epoch, max_epochs=tuning.from_epoch)
+        first = Trainer(model, data, frozen, data_seed, device, label)
+        first.fit(checkpoint, progress=progress)
+        texts = [str(t) for t in rows["text"]]
+        model = tuned_model(first.model, language_model, texts, tuning.blocks, device)
+        lm_lr = tuning.lm_lr_gpt if spec.gpt else tuning.lm_lr
+        lm_params = model.encoder.language_parameters()
+        lm_ids = {id(p) for p in lm_params}
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in lm_ids]
+        trainer = Trainer(model, data, replace(config, lr=tuning.lr), data_seed + 1, device,
+                          label, param_groups=[{"params": rest, "lr": tuning.lr},
+                                               {"params": lm_params, "lr": lm_lr}])
+        trainer.epoch, trainer.rows = first.epoch, list(first.rows)
+        phase_checkpoint = checkpoint.with_name(checkpoint.name + ".tuned") if checkpoint else None
+        meta = {"language_model": asdict(language_model), "texts": texts, "tuning": asdict(tuning)}
+    else:
+        trainer = Trainer(model, data, config, data_seed, device, label)
+        phase_checkpoint = checkpoint
+    table = trainer.fit(phase_checkpoint, progress=progress)
+    table.insert(0, "seed", np.int32(seed))
+    table.insert(0, "model", spec.name)
+    table.insert(0, "holdout", holdout)
+    table = table.astype({"holdout": "string", "model": "string"})
+    save_model(trainer.model.cpu(), spec, model_out, holdout=holdout, seed=seed,
+               training_tasks=list(tasks), train_config=asdict(config), epochs=trainer.epoch,
+               **meta)
+    table.to_parquet(log_out, index=False)
+    for path in (checkpoint, phase_checkpoint):
+        if path is not None:
+            Path(path).unlink(missing_ok=True)
+    return table

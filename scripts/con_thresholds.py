@@ -1,0 +1,32 @@
+"""Rule con_thresholds: sweep noise x contrast on DM/AntiDM with the reference SIMPLENET
+and write the 95 %-correct frontier."""
+
+import sys
+
+import torch
+
+from instructnet.training.con_thresholds import (
+    DEFAULT_CONTRASTS,
+    DEFAULT_NOISE,
+    DEFAULT_TRIALS,
+    frontier,
+    sweep,
+)
+from instructnet.training.run import load_model
+
+sys.stderr = open(snakemake.log[0], "w")
+torch.set_num_threads(snakemake.threads)
+
+settings = snakemake.params.sweep
+device = "cuda" if torch.cuda.is_available() else "cpu"
+model, meta = load_model(snakemake.input[0], device)
+table = sweep(
+    model,
+    noise_levels=settings.get("noise", DEFAULT_NOISE),
+    contrasts=settings.get("contrast", DEFAULT_CONTRASTS),
+    trials=settings.get("trials", DEFAULT_TRIALS),
+    seed=snakemake.params.seed,
+    device=device,
+)
+table.to_parquet(snakemake.output.sweep, index=False)
+frontier(table).to_parquet(snakemake.output.table, index=False)

@@ -1,0 +1,281 @@
+"""Encoders, model construction and the training protocol (short real runs on CPU)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from instructnet.embeddings import BUILTIN_MODELS, language_models
+from instructnet.models import (
+    RuleEncoder,
+    UnknownModelError,
+    build_model,
+    model_spec,
+)
+from instructnet.tasks import TASKS, generate_pool, write_trials
+from instructnet.tasks.constants import TASK_INDEX
+from instructnet.training import TrainConfig, TrainingConfigError, TrainingDiverged
+from instructnet.training.run import load_model, train_job
+
+LMS = language_models()
+TIMING = ["seconds", "trials_per_s"]
+
+
+def rule_model(name="simplenet", seed=0, hidden=32):
+    return build_model(model_spec(name, LMS), seed, hidden=hidden)
+
+
+# --- encoders -------------------------------------------------------------------------
+
+
+def test_simplenet_rules_are_orthonormal_and_seeded():
+    enc = RuleEncoder("simple", torch.Generator().manual_seed(1))
+    gram = enc.rules @ enc.rules.T
+    assert torch.allclose(gram, torch.eye(len(TASKS)), atol=1e-5)
+    same = RuleEncoder("simple", torch.Generator().manual_seed(1))
+    other = RuleEncoder("simple", torch.Generator().manual_seed(2))
+    assert torch.equal(enc.rules, same.rules) and not torch.equal(enc.rules, other.rules)
+
+
+def test_structurenet_rules_compose():
+    enc = RuleEncoder("structure", torch.Generator().manual_seed(0))
+    v = {t: enc.rules[TASK_INDEX[t]] for t in TASKS}
+    assert torch.allclose(v["Go"], v["RTGo"] - v["AntiRTGo"] + v["AntiGo"], atol=1e-5)
+    assert torch.allclose(v["DMS"] - v["DNMS"], v["DMC"] - v["DNMC"], atol=1e-5)
+    assert not torch.allclose(v["Go"], v["AntiGo"])
+
+
+@pytest.mark.parametrize("name, trainable", [("simplenet", False), ("structurenet", False),
+                                             ("simplenetplus", True), ("structurenetplus", True)])
+def test_rule_encoders(name, trainable):
+    model = rule_model(name)
+    task_idx = torch.tensor([0, 5, 49])
+    out = model.task_vectors(task_idx)
+    assert out.shape == (3, 64)
+    assert any(p.requires_grad for p in model.encoder.parameters()) == trainable
+    assert torch.equal(out, rule_model(name).task_vectors(task_idx))  # seeded
+
+
+@pytest.mark.parametrize("head, n_params", [("linear", 384 * 64 + 64),
+                                            ("mlp", 384 * 256 + 256 + 256 * 256 + 256 + 256 * 64 + 64)])
+def test_instruction_encoder_maps_cached_embeddings(head, n_params):
+    name = "sbertnet_minilm" if head == "linear" else "sbertnet_minilm_mlp"
+    spec = model_spec(name, LMS)
+    emb = torch.randn(20, 384)
+    model = build_model(spec, 3, embeddings=emb, hidden=16)
+    assert sum(p.numel() for p in model.encoder.parameters()) == n_params
+    out = model.task_vectors(torch.zeros(4, dtype=torch.long), torch.tensor([0, 1, 1, 19]))
+    assert out.shape == (4, 64) and torch.equal(out[1], out[2]) and not torch.equal(out[0], out[1])
+
+
+def test_model_specs_and_unknown_names():
+    assert model_spec("gptnet", LMS).gpt and not model_spec("bertnet", LMS).gpt
+    assert model_spec("bownet_mlp", LMS).head == "mlp"
+    with pytest.raises(UnknownModelError, match="'sbertnet_xxl'"):
+        model_spec("sbertnet_xxl", LMS)
+
+
+def test_build_model_is_seeded():
+    a, b, c = rule_model(seed=4), rule_model(seed=4), rule_model(seed=5)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k])
+    assert not torch.equal(a.rnn.weight_ih, c.rnn.weight_ih)
+    out, hidden = a(torch.zeros(2, 150, 65), a.task_vectors(torch.tensor([0, 1])))
+    assert out.shape == (2, 150, 33) and hidden.shape == (2, 150, 32)
+    assert ((out > 0) & (out < 1)).all()
+
+
+# --- training -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [({"lr": -1}, "lr"), ({"batch_size": 0}, "batch_size"), ({"min_epochs": 5, "max_epochs": 2}, "min_epochs"),
+     ({"lr_decay": 1.5}, "lr_decay"), ({"threshold": 0}, "threshold"), ({"momentum": 0.9}, "momentum")],
+)
+def test_bad_hyperparameters(bad, message):
+    with pytest.raises(TrainingConfigError, match=message):
+        TrainConfig.from_mapping(bad)
+
+
+@pytest.fixture(scope="module")
+def pools(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pools")
+    paths = {}
+    for task in TASKS:
+        path = root / f"{task}.parquet"
+        write_trials(generate_pool(task, 256, 0, "train"), path)
+        paths[task] = path
+    return paths
+
+
+def job(tmp_path, pools, tasks, config, name="simplenet", hidden=32, **kw):
+    out = tmp_path / name
+    out.mkdir(exist_ok=True)
+    table = train_job(
+        spec=model_spec(name, LMS), holdout="test", seed=0, tasks=tasks, pool_paths=pools,
+        config=config, base_seed=1, model_out=out / "model.pt", log_out=out / "log.parquet",
+        hidden=hidden, progress=False, **kw,
+    )
+    return table, out
+
+
+def test_short_training_learns(tmp_path, pools):
+    cfg = TrainConfig(batch_size=32, batches_per_epoch=80, lr=3e-3, min_epochs=4, max_epochs=4)
+    table, out = job(tmp_path, pools, ["Go", "AntiGo", "GoMod1"], cfg, hidden=64)
+    by_epoch = table.groupby("epoch")[["loss", "accuracy"]].mean()
+    assert by_epoch["loss"].iloc[-1] < 0.5 * by_epoch["loss"].iloc[0]
+    assert by_epoch["accuracy"].iloc[-1] > 0.3  # chance (a random direction) is ~0.1
+    assert list(table["epoch"].unique()) == [1, 2, 3, 4]
+    assert np.allclose(table.groupby("epoch")["lr"].first().to_numpy(), 3e-3 * 0.95 ** np.arange(4))
+    model, meta = load_model(out / "model.pt")
+    assert meta["training_tasks"] == ["Go", "AntiGo", "GoMod1"] and meta["epochs"] == 4
+    logged = pd.read_parquet(out / "log.parquet")
+    assert {"holdout", "model", "seed", "epoch", "task", "loss", "accuracy", "lr", "seconds",
+            "trials_per_s"} <= set(logged.columns)
+
+
+def test_stopping_rule(pools):
+    from instructnet.tasks import TrialBatch, read_trials
+    from instructnet.training import Trainer, TrainingData
+
+    tasks = ["Go", "DM"]
+    data = TrainingData(tasks, {t: TrialBatch.from_frame(read_trials(pools[t])) for t in tasks})
+    cfg = TrainConfig(batch_size=8, batches_per_epoch=4, min_epochs=2, max_epochs=5, threshold=0.9)
+    trainer = Trainer(rule_model(hidden=8), data, cfg, seed=0)
+    good = pd.DataFrame({"task": tasks, "accuracy": [0.95, 0.91]})
+    bad = pd.DataFrame({"task": tasks, "accuracy": [0.99, 0.5]})
+    verdicts = {}
+    for epoch in (1, 2, 4, 5):
+        trainer.epoch = epoch
+        verdicts[epoch] = (trainer.done(good), trainer.done(bad))
+    assert verdicts == {1: (False, False), 2: (True, False), 4: (True, False), 5: (True, True)}
+    with pytest.raises(TrainingConfigError, match="batches_per_epoch"):
+        Trainer(rule_model(hidden=8), data, TrainConfig(batches_per_epoch=1), seed=0)
+
+
+def test_instructed_training_reads_embeddings(tmp_path, pools):
+    from instructnet.embeddings import embed_corpus, write_embeddings
+    from instructnet.instructions import load_corpus
+
+    corpus = load_corpus()
+    pooled, _ = embed_corpus(BUILTIN_MODELS["bownet"], corpus)
+    write_embeddings(corpus, pooled, tmp_path / "bownet.parquet")
+    cfg = TrainConfig(batch_size=8, batches_per_epoch=6, min_epochs=1, max_epochs=1)
+    table, out = job(tmp_path, pools, ["Go", "DM", "DMS"], cfg, name="bownet", hidden=8,
+                     embeddings_path=tmp_path / "bownet.parquet")
+    model, _ = load_model(out / "model.pt")
+    assert model.encoder.embeddings.shape == pooled.shape
+
+
+def test_cpu_determinism(tmp_path, pools):
+    cfg = TrainConfig(batch_size=16, batches_per_epoch=10, min_epochs=2, max_epochs=2)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    a, out_a = job(tmp_path / "a", pools, ["Go", "COMP1"], cfg, hidden=16)
+    b, out_b = job(tmp_path / "b", pools, ["Go", "COMP1"], cfg, hidden=16)
+    pd.testing.assert_frame_equal(a.drop(columns=TIMING), b.drop(columns=TIMING))
+    sa = torch.load(out_a / "model.pt", weights_only=False)["state_dict"]
+    sb = torch.load(out_b / "model.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path, pools):
+    from instructnet.tasks import read_trials
+
+    bad = read_trials(pools["DM"])
+    bad["m1_s1_str"] = np.inf
+    bad["m2_s1_str"] = np.inf
+    path = tmp_path / "DM_bad.parquet"
+    write_trials(bad, path)
+    cfg = TrainConfig(batch_size=8, batches_per_epoch=4, min_epochs=1, max_epochs=1)
+    with pytest.raises(TrainingDiverged, match=r"test/simplenet/seed0: loss became nan in epoch 1 on task DM"):
+        job(tmp_path, {**pools, "DM": path}, ["Go", "DM"], cfg, hidden=8)
+    assert not (tmp_path / "simplenet" / "model.pt").exists()
+
+
+RESUME_SCRIPT = """
+import sys
+from instructnet.embeddings import language_models
+from instructnet.models import model_spec
+from instructnet.tasks import TASKS
+from instructnet.training import TrainConfig
+from instructnet.training.run import train_job
+root, out = sys.argv[1], sys.argv[2]
+tasks = ["Go", "AntiGo", "DM"]
+train_job(model_spec("simplenet", language_models()), "test", 0, tasks,
+          {t: f"{root}/{t}.parquet" for t in tasks},
+          TrainConfig(batch_size=16, batches_per_epoch=30, min_epochs=4, max_epochs=4),
+          1, f"{out}/model.pt", f"{out}/log.parquet", hidden=32, progress=False,
+          checkpoint=f"{out}/checkpoint.pt")
+"""
+
+
+def test_resume_after_kill_gives_the_same_weights(tmp_path, pools):
+    root = pools["Go"].parent
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    straight.mkdir(), resumed.mkdir()
+    cmd = [sys.executable, "-c", RESUME_SCRIPT, str(root)]
+    subprocess.run(cmd + [str(straight)], check=True, env=env)
+    proc = subprocess.Popen(cmd + [str(resumed)], env=env)
+    ckpt = resumed / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)  # in the middle of epoch 2
+    proc.wait()
+    assert ckpt.exists() and not (resumed / "model.pt").exists()
+    subprocess.run(cmd + [str(resumed)], check=True, env=env)
+    assert not ckpt.exists()
+    a = torch.load(straight / "model.pt", weights_only=False)["state_dict"]
+    b = torch.load(resumed / "model.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    la = pd.read_parquet(straight / "log.parquet").drop(columns=TIMING)
+    lb = pd.read_parquet(resumed / "log.parquet").drop(columns=TIMING)
+    pd.testing.assert_frame_equal(la, lb)
+
+
+def test_tuned_variant_trains_the_last_blocks_only(tmp_path, pools, tiny_models):
+    from instructnet.embeddings import embed_corpus, load, write_embeddings
+    from instructnet.instructions import load_corpus
+    from instructnet.training.run import TuningConfig
+
+    lm = tiny_models["bert"]
+    corpus = load_corpus()
+    pooled, _ = embed_corpus(lm, corpus)
+    write_embeddings(corpus, pooled, tmp_path / "tiny.parquet")
+    spec = model_spec("tiny_bert_tuned", {**LMS, "tiny_bert": lm})
+    assert spec.tuned and spec.lm == "tiny_bert"
+    cfg = TrainConfig(batch_size=8, batches_per_epoch=6, min_epochs=3, max_epochs=3)
+    out = tmp_path / "tuned"
+    out.mkdir()
+    table = train_job(spec, "test", 0, ["Go", "DM", "DMS"], pools, cfg, 1, out / "model.pt",
+                      out / "log.parquet", embeddings_path=tmp_path / "tiny.parquet", hidden=8,
+                      progress=False, language_model=lm, checkpoint=out / "checkpoint.pt",
+                      tuning=TuningConfig(from_epoch=1, lr=1e-4, lm_lr=1e-2, blocks=1))
+    assert sorted(table["epoch"].unique()) == [1, 2, 3]
+    lrs = table.groupby("epoch")["lr"].first()
+    assert lrs[1] == 1e-3 and lrs[2] == pytest.approx(1e-4)  # the tuning rate from epoch 2
+    model, meta = load_model(out / "model.pt")
+    _, original = load(lm)
+    tuned_state = model.encoder.network.state_dict()
+    changed = {k for k, v in original.state_dict().items() if not torch.equal(v, tuned_state[k])}
+    assert changed and all(k.startswith("encoder.layer.1.") for k in changed)
+    assert not list((out).glob("checkpoint*"))
+    # before its blocks move, the language model in the loop gives the cached vectors
+    from instructnet.models.encoders import InstructionEncoder, TunedInstructionEncoder
+
+    cached = InstructionEncoder(torch.tensor(pooled))
+    tokenizer, network = load(lm)
+    live = TunedInstructionEncoder(tokenizer, network, lm.pooling, list(corpus["text"]),
+                                   cached.head, blocks=1)
+    idx = torch.tensor([0, 17, 500, 999])
+    task = torch.zeros(4, dtype=torch.long)
+    assert torch.allclose(live(task, idx), cached(task, idx), atol=1e-5)
