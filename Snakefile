@@ -21,6 +21,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/trials.smk"
 include: "workflow/rules/embeddings.smk"
 include: "workflow/rules/training.smk"
+include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/statistics.smk"
 
 
 rule all:
@@ -30,4 +32,6 @@ rule all:
         "results/instructions/vocabulary.parquet",
         embeddings(),
         trained_models(),
+        evaluations(),
+        figure2_targets(),
     default_target: True

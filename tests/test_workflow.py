@@ -70,6 +70,25 @@ def test_workflow_trains_each_model(run):
         assert not (folder / "checkpoint.pt").exists()
 
 
+def test_workflow_evaluates_and_draws_figure_2(run):
+    tables = run / "results" / "tables"
+    heldout = pd.read_parquet(tables / "heldout.parquet")
+    assert set(heldout["task"]) == {"AntiGo", "Dur1", "ConDM", "AntiDMMod1", "AntiMultiDur2"}
+    assert set(heldout["batch"]) == {0, 1, 2} and set(heldout["model"]) == {"simplenet", "sbertnet_minilm"}
+    zero_shot = pd.read_parquet(tables / "zero_shot.parquet")
+    first = heldout[heldout["batch"] == 0].groupby(["model", "task"])["accuracy"].mean()
+    assert zero_shot.set_index(["model", "task"])["accuracy"].sort_index().equals(first.sort_index())
+    swapped = pd.read_parquet(tables / "swapped.parquet")
+    assert set(swapped["model"]) == {"sbertnet_minilm"}  # instructed models only
+    validation = pd.read_parquet(tables / "validation.parquet")
+    assert set(validation["holdout"]) == {"multitask"} and validation["task"].nunique() == 50
+    assert "test.yaml" in (tables / "fidelity.md").read_text().splitlines()[0]
+    for name in ("fig2a_learning_curves", "fig2b_distribution", "fig2c_swapped", "fig2f_clause",
+                 "supp_training_curves", "supp_validation", "supp_welch_heatmaps"):
+        assert (run / "results" / "figures" / f"{name}.png").stat().st_size > 0
+        assert (run / "results" / "figures" / f"{name}.pdf").stat().st_size > 0
+
+
 def test_paper_config_dag_lists_the_seven_language_models(repo, tmp_path):
     cmd = [SNAKEMAKE, "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(repo / "config" / "paper.yaml"), "-n", "--quiet", "rules"]
@@ -80,6 +99,9 @@ def test_paper_config_dag_lists_the_seven_language_models(repo, tmp_path):
     for lm in ("gptnet", "gptnet_xl", "bertnet", "sbertnet", "sbertnet_l", "clipnet_s", "bownet"):
         assert f"results/embeddings/{lm}.parquet" in listed
         assert f"results/models/swap0/{lm}/seed4/model.pt" in listed
+    for name in ("fig2a_learning_curves", "fig2b_distribution", "fig2c_swapped", "fig2d_family",
+                 "fig2e_tuned", "fig2f_clause", "supp_validation", "supp_welch_heatmaps"):
+        assert f"results/figures/{name}.png" in listed
     # the Con pools wait for the derived threshold table and its reference SIMPLENET
     assert "results/tasks/con_thresholds.parquet" in listed
     assert "results/models/nocon/simplenet/seed0/model.pt" in listed
@@ -98,7 +120,8 @@ def test_rerun_is_a_no_op_and_reruns_are_surgical(repo, run):
 
 def test_bad_config_fails_naming_the_key(repo, tmp_path):
     bad = tmp_path / "bad.yaml"
-    text = (repo / "config" / "test.yaml").read_text().replace("holdouts: [swap9]", "holdouts: [swap99]")
+    text = (repo / "config" / "test.yaml").read_text().replace("holdouts: [swap9, multitask]", "holdouts: [swap99, multitask]")
+    assert "swap99" in text
     bad.write_text(text)
     proc = subprocess.run([SNAKEMAKE, "--snakefile", str(repo / "Snakefile"), "--directory",
                            str(tmp_path), "--configfile", str(bad), "-n"],

@@ -4,8 +4,8 @@ import os
 
 from instructnet.config import check_config
 from instructnet.embeddings import language_models
-from instructnet.models.spec import model_spec
-from instructnet.tasks import TASKS, holdout_registry, training_tasks
+from instructnet.models.spec import RULE_MODELS, model_spec
+from instructnet.tasks import TASKS, held_out, holdout_registry, training_tasks
 
 check_config(config)
 
@@ -13,10 +13,16 @@ check_config(config)
 LANGUAGE_MODELS = language_models(config.get("language_model_registry"))
 CUSTOM_HOLDOUTS = config.get("custom_holdouts") or {}
 HOLDOUT_NAMES = list(holdout_registry(CUSTOM_HOLDOUTS))
-MODEL_NAMES = list(config.get("models", []))
-if config["trials"]["con_thresholds"] == "derived" and "simplenet" not in MODEL_NAMES:
-    MODEL_NAMES.append("simplenet")  # the threshold stage's reference model
-MODEL_SPECS = {name: model_spec(name, LANGUAGE_MODELS) for name in MODEL_NAMES}
+MODELS = list(config.get("models", []))
+# Every model name a target may ask for: rule models and, per language model, the
+# linear, MLP and tuned variants (so that e.g. a tuned-model figure can be requested
+# explicitly even when config["models"] lists no tuned model).
+MODEL_SPECS = {
+    name: model_spec(name, LANGUAGE_MODELS)
+    for name in [*RULE_MODELS, *MODELS]
+    + [f"{lm}{suffix}" for lm, entry in LANGUAGE_MODELS.items() for suffix in ("", "_mlp")]
+    + [f"{lm}_tuned" for lm, entry in LANGUAGE_MODELS.items() if entry.kind != "bow"]
+}
 SEEDS = config.get("training", {}).get("seeds", [0])
 
 CON_TASKS = ("ConDM", "ConAntiDM")
@@ -81,6 +87,6 @@ def trained_models():
     return expand(
         "results/models/{holdout}/{model}/seed{seed}/model.pt",
         holdout=config["holdouts"],
-        model=config.get("models", []),
+        model=MODELS,
         seed=SEEDS,
     )

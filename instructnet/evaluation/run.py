@@ -1,0 +1,64 @@
+"""One evaluation job: a trained model file + evaluation pools → one Parquet table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..embeddings import read_embeddings
+from ..models.spec import ModelSpec
+from ..tasks import TASKS, TrialBatch, read_trials
+from ..training.run import instruction_rows, load_model, seed_int
+from .protocols import (
+    EvalConfig,
+    combined_vectors,
+    heldout_learning,
+    swapped_instructions,
+    validation_instructions,
+)
+
+TESTS = ("heldout", "swapped", "combined", "input_only", "validation")
+
+
+def evaluate(
+    test: str,
+    model_path: str | Path,
+    holdout: str,
+    custom_holdouts: Mapping | None,
+    tasks: Sequence[str],
+    pool_paths: Mapping[str, str | Path],
+    embeddings_path: str | Path | None,
+    settings: Mapping,
+    seed: int,
+    device: str | torch.device = "cpu",
+) -> pd.DataFrame:
+    """Run ``test`` on the model in ``model_path``; rows gain holdout, model, seed."""
+    if test not in TESTS:
+        raise ValueError(f"unknown evaluation test {test!r}; expected one of {', '.join(TESTS)}")
+    model, meta = load_model(model_path, device)
+    spec = ModelSpec(**meta["spec"])
+    config = EvalConfig(**settings)
+    pools = {t: TrialBatch.from_frame(read_trials(pool_paths[t])) for t in tasks}
+    train_rows = valid_rows = None
+    if spec.instructed:
+        rows, _ = read_embeddings(embeddings_path)
+        train_rows = instruction_rows(rows, TASKS, "train")
+        valid_rows = instruction_rows(rows, TASKS, "validation")
+    stream = seed_int(seed, "eval", test, holdout, spec.name, meta["seed"])
+    common = dict(config=config, seed=stream, device=device)
+    if test in ("heldout", "input_only"):
+        table = heldout_learning(model, tasks, pools, train_rows, instructed=spec.instructed,
+                                 train="input" if test == "input_only" else "default", **common)
+    elif test == "swapped":
+        table = swapped_instructions(model, holdout, custom_holdouts, pools, train_rows, **common)
+    elif test == "combined":
+        table = combined_vectors(model, tasks, pools, train_rows, **common)
+    else:
+        table = validation_instructions(model, tasks, pools, valid_rows, **common)
+    table.insert(0, "seed", meta["seed"])
+    table.insert(0, "model", spec.name)
+    table.insert(0, "holdout", holdout)
+    return table.astype({"holdout": "string", "model": "string", "seed": "int32"})

@@ -1,0 +1,75 @@
+# Evaluation of trained models (METHODS §6): one job per (holdout, model, seed, test).
+#   heldout     learning curves on each held-out task (batch 0 = zero-shot)
+#   swapped     held-out tasks given the next group member's instructions (instructed)
+#   combined    task vectors from the three compositional reference tasks
+#   input_only  held-out learning with only the RNN's input weights trained
+#   validation  every task with its validation instructions (multitask, instructed)
+
+EVAL = config.get("evaluation", {})
+EVAL_TESTS = EVAL.get("tests", ["heldout", "swapped", "combined", "input_only", "validation"])
+
+
+def eval_tasks(holdout, test):
+    """Tasks a test scores: every task for validation, else the held-out tasks."""
+    return list(TASKS) if test == "validation" else list(held_out(holdout, CUSTOM_HOLDOUTS))
+
+
+def eval_applies(holdout, model, test):
+    """Whether a test makes sense for this holdout group and model."""
+    spec = MODEL_SPECS[model]
+    if test == "validation":
+        return spec.instructed and not held_out(holdout, CUSTOM_HOLDOUTS)
+    if not held_out(holdout, CUSTOM_HOLDOUTS):
+        return False
+    return spec.instructed or test != "swapped"
+
+
+def eval_inputs(wildcards):
+    spec = MODEL_SPECS[wildcards.model]
+    inputs = {
+        "model": f"results/models/{wildcards.holdout}/{wildcards.model}/seed{wildcards.seed}/model.pt",
+        "pools": expand("results/trials/eval/{task}.parquet",
+                        task=eval_tasks(wildcards.holdout, wildcards.test)),
+    }
+    if spec.instructed:
+        inputs["embeddings"] = f"results/embeddings/{spec.lm}.parquet"
+    return inputs
+
+
+rule evaluate:
+    """Run one evaluation test of one trained model on the evaluation trial pools."""
+    input:
+        unpack(eval_inputs),
+    output:
+        "results/eval/{holdout}/{model}/seed{seed}/{test}.parquet",
+    wildcard_constraints:
+        test="heldout|swapped|combined|input_only|validation",
+    params:
+        tasks=lambda w: eval_tasks(w.holdout, w.test),
+        settings={k: v for k, v in EVAL.items() if k != "tests"},
+        custom=CUSTOM_HOLDOUTS,
+        seed=config["seed"],
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        "logs/eval/{holdout}/{model}/seed{seed}/{test}.log",
+    benchmark:
+        "benchmarks/eval/{holdout}/{model}/seed{seed}/{test}.tsv"
+    script:
+        "../../scripts/evaluate.py"
+
+
+def eval_files(test, holdouts=None, models=None):
+    """Every evaluation file of ``test`` over the grid (only where the test applies)."""
+    return [
+        f"results/eval/{h}/{m}/seed{s}/{test}.parquet"
+        for h in (holdouts if holdouts is not None else config["holdouts"])
+        for m in (models if models is not None else MODELS)
+        for s in SEEDS
+        if eval_applies(h, m, test)
+    ]
+
+
+def evaluations():
+    return [f for test in EVAL_TESTS for f in eval_files(test)]

@@ -1,0 +1,108 @@
+# Tables of the evaluation results, statistics, the fidelity table and Figure 2.
+
+SWAP_HOLDOUTS = [h for h in config["holdouts"] if h.startswith("swap")] or [f"swap{i}" for i in range(10)]
+FAMILY_HOLDOUTS = [f"family{i}" for i in range(12)]
+TUNED = [m for m in MODELS if m.endswith("_tuned")]
+# Language models of the tuned models and their untuned twins, for Figure 2e.
+TUNED_PAIRS = TUNED + [m[: -len("_tuned")] for m in TUNED]
+FIGURES2 = ["fig2a_learning_curves", "fig2b_distribution", "fig2c_swapped", "fig2d_family",
+            "fig2e_tuned", "fig2f_clause", "supp_training_curves", "supp_validation",
+            "supp_welch_heatmaps"]
+
+
+def collected(name):
+    """Evaluation files behind results/tables/{name}.parquet."""
+    if name == "heldout_family":
+        return eval_files("heldout", holdouts=FAMILY_HOLDOUTS)
+    if name == "heldout_tuned":
+        return eval_files("heldout", holdouts=SWAP_HOLDOUTS,
+                          models=TUNED_PAIRS or [m for m in MODELS if MODEL_SPECS[m].instructed])
+    if name == "train_logs":
+        return [f.replace("model.pt", "train_log.parquet") for f in trained_models()]
+    return eval_files(name)
+
+
+rule collect:
+    """Stack the per-model files of one test (or the training logs) into one table."""
+    input:
+        lambda w: collected(w.name),
+    output:
+        "results/tables/{name}.parquet",
+    wildcard_constraints:
+        name="heldout|swapped|combined|input_only|validation|heldout_family|heldout_tuned|train_logs",
+    localrule: True
+    script:
+        "../../scripts/collect_tables.py"
+
+
+rule statistics:
+    """Zero-shot tables, summaries with 95 % CIs, pairwise Welch tests, the clause
+    analysis and the fidelity table (ours beside the paper's)."""
+    input:
+        heldout="results/tables/heldout.parquet",
+        extra=[f"results/tables/{t}.parquet" for t in EVAL_TESTS if t != "heldout"],
+    output:
+        zero_shot="results/tables/zero_shot.parquet",
+        summary="results/tables/zero_shot_summary.parquet",
+        conditions="results/tables/summary_by_condition.parquet",
+        welch="results/tables/welch.parquet",
+        clause_observed="results/tables/clause_observed.parquet",
+        clause_null="results/tables/clause_null.parquet",
+        clause_tests="results/tables/clause_tests.parquet",
+        fidelity="results/tables/fidelity.parquet",
+        fidelity_md="results/tables/fidelity.md",
+    params:
+        config_name=lambda w: ", ".join(str(p) for p in workflow.configfiles) or "config/config.yaml",
+        seed=config["seed"],
+    localrule: True
+    script:
+        "../../scripts/statistics.py"
+
+
+def figure_inputs(wildcards):
+    t = "results/tables/"
+    return {
+        "fig2a_learning_curves": [t + "heldout.parquet"],
+        "fig2b_distribution": [t + "zero_shot.parquet"],
+        "fig2c_swapped": [t + "zero_shot.parquet", t + "swapped.parquet"],
+        "fig2d_family": [t + "heldout_family.parquet"],
+        "fig2e_tuned": [t + "heldout_tuned.parquet"],
+        "fig2f_clause": [t + "clause_observed.parquet", t + "clause_null.parquet"],
+        "supp_training_curves": [t + "train_logs.parquet"],
+        "supp_validation": [t + "validation.parquet"],
+        "supp_welch_heatmaps": [t + "welch.parquet"],
+    }[wildcards.figure]
+
+
+rule figure2:
+    """One Figure 2 panel (or supplementary figure), from the tables alone."""
+    input:
+        figure_inputs,
+    output:
+        png=report("results/figures/{figure}.png", category="Figure 2",
+                   caption="../report/figure2.rst"),
+        pdf="results/figures/{figure}.pdf",
+    wildcard_constraints:
+        figure="|".join(FIGURES2),
+    localrule: True
+    log:
+        "logs/figures/{figure}.log",
+    script:
+        "../../scripts/plot_figure2.py"
+
+
+def figure2_targets():
+    """The Figure 2 set the current config supports."""
+    wanted = ["fig2a_learning_curves", "fig2b_distribution", "fig2f_clause",
+              "supp_training_curves", "supp_welch_heatmaps"]
+    instructed = any(MODEL_SPECS[m].instructed for m in MODELS)
+    if "swapped" in EVAL_TESTS and instructed:
+        wanted.append("fig2c_swapped")
+    if any(h.startswith("family") for h in config["holdouts"]):
+        wanted.append("fig2d_family")
+    if TUNED:
+        wanted.append("fig2e_tuned")
+    if "validation" in EVAL_TESTS and instructed and "multitask" in config["holdouts"]:
+        wanted.append("supp_validation")
+    return [f"results/figures/{name}.png" for name in wanted] + [
+        "results/tables/fidelity.md", "results/tables/zero_shot_summary.parquet"]
