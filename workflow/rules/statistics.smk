@@ -3,8 +3,12 @@
 SWAP_HOLDOUTS = [h for h in config["holdouts"] if h.startswith("swap")] or [f"swap{i}" for i in range(10)]
 FAMILY_HOLDOUTS = [f"family{i}" for i in range(12)]
 TUNED = [m for m in MODELS if m.endswith("_tuned")]
-# Language models of the tuned models and their untuned twins, for Figure 2e.
-TUNED_PAIRS = TUNED + [m[: -len("_tuned")] for m in TUNED]
+# Figure 2e compares tuned models with their untuned twins: those of the config, or,
+# when it lists none (the panel was requested explicitly), the tuned variants of its
+# instructed models.
+_TUNABLE = [m for m in MODELS if f"{m}_tuned" in MODEL_SPECS]
+TUNED_PAIRS = (TUNED + [m[: -len("_tuned")] for m in TUNED]) or (
+    _TUNABLE + [f"{m}_tuned" for m in _TUNABLE])
 FIGURES2 = ["fig2a_learning_curves", "fig2b_distribution", "fig2c_swapped", "fig2d_family",
             "fig2e_tuned", "fig2f_clause", "supp_training_curves", "supp_validation",
             "supp_welch_heatmaps"]
@@ -15,8 +19,7 @@ def collected(name):
     if name == "heldout_family":
         return eval_files("heldout", holdouts=FAMILY_HOLDOUTS)
     if name == "heldout_tuned":
-        return eval_files("heldout", holdouts=SWAP_HOLDOUTS,
-                          models=TUNED_PAIRS or [m for m in MODELS if MODEL_SPECS[m].instructed])
+        return eval_files("heldout", holdouts=SWAP_HOLDOUTS, models=TUNED_PAIRS)
     if name == "train_logs":
         return [f.replace("model.pt", "train_log.parquet") for f in trained_models()]
     return eval_files(name)
