@@ -39,8 +39,8 @@ from ..models.encoders import TASK_DIM, InstructionEncoder, TunedInstructionEnco
 from ..models.network import SensorimotorModel, masked_mse
 from ..tasks.constants import TASK_INDEX, compositional_references
 from ..tasks.holdouts import held_out, swapped_instruction_task
-from ..tasks.rendering import TrialBatch, is_correct, render
-from ..training.loop import TrainingDiverged
+from ..tasks.rendering import TrialBatch, is_correct
+from ..training.loop import TrainingDiverged, draw_batch
 from ..training.run import seed_int
 
 TRAIN_MODES = ("default", "input")
@@ -113,19 +113,6 @@ def _check_inputs(tasks, pools, sentences, instructed: bool, task_vectors=None) 
         if missing:
             raise ValueError(f"no task vector for tasks: {', '.join(missing)}")
     return tasks
-
-
-def _draw_batch(rng: np.random.Generator, noise: torch.Generator, pool: TrialBatch,
-                choices: torch.Tensor | None, batch_size: int, device: torch.device):
-    """One batch: trial indices (with replacement), then instruction picks, then noise."""
-    idx = torch.as_tensor(rng.integers(0, len(pool), batch_size), device=pool.device)
-    trials = pool[idx]
-    sentence_idx = None
-    if choices is not None:
-        pick = rng.integers(0, len(choices), batch_size)
-        sentence_idx = choices[torch.as_tensor(pick, device=choices.device)].to(device)
-    rendered = render(trials, noise=True, generator=noise)
-    return trials, sentence_idx, rendered
 
 
 def _task_vec(model, task: str, sentence_idx, batch_size: int, device, fixed=None):
@@ -223,8 +210,8 @@ def heldout_learning(
             optimizer = torch.optim.Adam([p for _, p in params], lr=config.lr)
             rng, noise = _streams(seed, task, repeat, device)
             for batch in range(config.batches):
-                trials, sentence_idx, r = _draw_batch(
-                    rng, noise, pools[task], choices.get(task), config.batch_size, device)
+                trials, sentence_idx, r = draw_batch(
+                    rng, noise, pools[task], choices.get(task), config.batch_size)
                 vec = _task_vec(work, task, sentence_idx, config.batch_size, device)
                 outputs, _ = work(r.inputs, vec)
                 accuracy = is_correct(outputs.detach(), trials).float().mean().item()
@@ -268,8 +255,7 @@ def zero_shot(
             fixed = None if task_vectors is None else task_vectors[task]
             for repeat in range(config.repeats):
                 rng, noise = _streams(seed, task, repeat, device)
-                trials, sentence_idx, r = _draw_batch(
-                    rng, noise, pool, choices, config.batch_size, device)
+                trials, sentence_idx, r = draw_batch(rng, noise, pool, choices, config.batch_size)
                 vec = _task_vec(model, task, sentence_idx, config.batch_size, device, fixed)
                 outputs, _ = model(r.inputs, vec)
                 accuracy = is_correct(outputs, trials).float().mean().item()

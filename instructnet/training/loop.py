@@ -102,6 +102,25 @@ class TrainingData:
                 raise ValueError(f"no training instructions for tasks: {', '.join(missing)}")
 
 
+def draw_batch(
+    rng: np.random.Generator,
+    noise: torch.Generator,
+    pool: TrialBatch,
+    choices: torch.Tensor | None,
+    batch_size: int,
+):
+    """One batch of a task: trial indices from its pool (with replacement), then one
+    instruction row per trial from ``choices`` (instructed models), then rendering with
+    fresh noise. Returns (trials, sentence rows or None, rendered tensors)."""
+    idx = torch.as_tensor(rng.integers(0, len(pool), batch_size), device=pool.device)
+    trials = pool[idx]
+    sentence_idx = None
+    if choices is not None:
+        pick = rng.integers(0, len(choices), batch_size)
+        sentence_idx = choices[torch.as_tensor(pick, device=choices.device)]
+    return trials, sentence_idx, render(trials, noise=True, generator=noise)
+
+
 def _task_schedule(rng: np.random.Generator, n_tasks: int, n_batches: int) -> np.ndarray:
     """Task index of every batch of an epoch: counts equal up to one (which tasks get
     the extra batch is random), order random."""
@@ -182,16 +201,10 @@ class Trainer:
     # -- one batch -------------------------------------------------------------------
     def step(self, task: str) -> tuple[float, float]:
         cfg = self.config
-        pool = self.pools[task]
-        idx = torch.as_tensor(self.rng.integers(0, len(pool), cfg.batch_size), device=self.device)
-        trials = pool[idx]
+        choices = self.sentences[task] if self.sentences is not None else None
+        trials, sentence_idx, r = draw_batch(
+            self.rng, self.noise, self.pools[task], choices, cfg.batch_size)
         task_idx = torch.full((cfg.batch_size,), TASK_INDEX[task], device=self.device)
-        sentence_idx = None
-        if self.sentences is not None:
-            choices = self.sentences[task]
-            pick = self.rng.integers(0, len(choices), cfg.batch_size)
-            sentence_idx = choices[torch.as_tensor(pick, device=self.device)]
-        r = render(trials, noise=True, generator=self.noise)
         outputs, _ = self.model(r.inputs, self.model.task_vectors(task_idx, sentence_idx))
         loss = masked_mse(outputs, r.targets, r.mask)
         if not torch.isfinite(loss):
