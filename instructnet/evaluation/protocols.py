@@ -37,7 +37,7 @@ from torch import nn
 
 from ..models.encoders import TASK_DIM, InstructionEncoder, TunedInstructionEncoder
 from ..models.network import SensorimotorModel, masked_mse
-from ..tasks.constants import TASK_INDEX, compositional_references
+from ..tasks.constants import TASK_INDEX, check_tasks, compositional_references
 from ..tasks.holdouts import held_out, swapped_instruction_task
 from ..tasks.rendering import TrialBatch, is_correct
 from ..training.loop import TrainingDiverged, draw_batch
@@ -95,10 +95,7 @@ def _streams(seed: int, task: str, repeat: int, device: torch.device):
 
 
 def _check_inputs(tasks, pools, sentences, instructed: bool, task_vectors=None) -> list[str]:
-    tasks = list(tasks)
-    for task in tasks:
-        if task not in TASK_INDEX:
-            raise ValueError(f"unknown task {task!r}")
+    tasks = check_tasks(tasks)
     missing = [t for t in tasks if t not in pools]
     if missing:
         raise ValueError(f"no trial pool for tasks: {', '.join(missing)}")

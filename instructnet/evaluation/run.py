@@ -40,7 +40,7 @@ def evaluate(
         raise ValueError(f"unknown evaluation test {test!r}; expected one of {', '.join(TESTS)}")
     model, meta = load_model(model_path, device)
     spec = ModelSpec(**meta["spec"])
-    config = EvalConfig(**settings)
+    config = EvalConfig.from_mapping(settings)
     pools = {t: TrialBatch.from_frame(read_trials(pool_paths[t])) for t in tasks}
     train_rows = valid_rows = None
     if spec.instructed:

@@ -45,6 +45,11 @@ class TrialCountError(ValueError):
     """A non-positive or non-integer number of trials."""
 
 
+def _check_count(n, what: str) -> None:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise TrialCountError(f"number of {what} must be a positive integer, got {n!r}")
+
+
 def derive_seed(*parts: int | str) -> np.random.SeedSequence:
     """A seed sequence derived from ints and names (stable across processes)."""
     entropy = [p if isinstance(p, int) else zlib.crc32(p.encode()) for p in parts]
@@ -296,8 +301,7 @@ def decision_probe_trials(task: str, sigma: float, contrast: float, n: int, seed
     every one requiring a response: the probes of the Con threshold sweep."""
     if task not in ("DM", "AntiDM"):
         raise ValueError(f"probe trials are DM or AntiDM trials, not {task!r}")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise TrialCountError(f"number of probe trials must be a positive integer, got {n!r}")
+    _check_count(n, "probe trials")
     rng = np.random.default_rng(seed)
     tr = _con_trials(rng, n, task == "AntiDM", np.ones(n, bool), np.full(n, float(sigma)),
                      np.full(n, float(contrast)))
@@ -435,8 +439,7 @@ def generate_trials(
     table. ConDM/ConAntiDM read ``thresholds`` (the shipped default table if None).
     """
     check_task(task)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise TrialCountError(f"number of trials for {task} must be a positive integer, got {n!r}")
+    _check_count(n, f"trials for {task}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if task in ("ConDM", "ConAntiDM"):
         ctx = {"thresholds": thresholds if thresholds is not None else ConThresholds.default()}

@@ -43,6 +43,11 @@ class TrainingConfigError(ValueError):
     """A training hyperparameter out of range."""
 
 
+def is_positive_int(value) -> bool:
+    """A positive Python int (bools excluded)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = 64
@@ -58,7 +63,7 @@ class TrainConfig:
         positive_ints = ("batch_size", "batches_per_epoch", "min_epochs", "max_epochs")
         for name in positive_ints:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_positive_int(value):
                 raise TrainingConfigError(f"training.{name} must be a positive integer, got {value!r}")
         if self.min_epochs > self.max_epochs:
             raise TrainingConfigError(

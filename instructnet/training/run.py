@@ -20,7 +20,7 @@ from ..models.encoders import TunedInstructionEncoder
 from ..models.network import SensorimotorModel, build_model
 from ..models.spec import ModelSpec
 from ..tasks import TrialBatch, derive_seed, read_trials
-from .loop import TrainConfig, Trainer, TrainingConfigError, TrainingData
+from .loop import TrainConfig, Trainer, TrainingConfigError, TrainingData, is_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,10 @@ class TuningConfig:
     blocks: int = 3
 
     def __post_init__(self):
-        if isinstance(self.from_epoch, bool) or not isinstance(self.from_epoch, int) or self.from_epoch < 1:
-            raise TrainingConfigError(f"tuning.from_epoch must be a positive integer, got {self.from_epoch!r}")
-        if isinstance(self.blocks, bool) or not isinstance(self.blocks, int) or self.blocks < 1:
-            raise TrainingConfigError(f"tuning.blocks must be a positive integer, got {self.blocks!r}")
+        for name in ("from_epoch", "blocks"):
+            if not is_positive_int(getattr(self, name)):
+                raise TrainingConfigError(
+                    f"tuning.{name} must be a positive integer, got {getattr(self, name)!r}")
         for name in ("lr", "lm_lr", "lm_lr_gpt"):
             if not getattr(self, name) > 0:
                 raise TrainingConfigError(f"tuning.{name} must be positive, got {getattr(self, name)!r}")
