@@ -7,7 +7,9 @@ backward, ``torch.optim.Adam`` step. Inputs are random (no trial rendering).
 The floor is the step's matmul FLOPs divided by this machine's dense fp32 matmul
 throughput, measured in the same run on a (9600×256)@(256×768) product (the shape of
 the recurrent weight gradient), best of several. The fast path is compared with that
-floor and with the plain step-by-step autograd loop (:func:`reference_forward`).
+floor and with the plain step-by-step autograd loop (:func:`reference_forward`); on CPU
+the fast path uses the fused C++ loops when they build (``fused_kernels`` in the
+output; ``INSTRUCTNET_FUSED_GRU=0`` measures the pure-torch fallback instead).
 Times are the best of ``repeats`` steps after warm-up (the machine may be shared;
 medians are reported too).
 """
@@ -20,6 +22,7 @@ import time
 import torch
 from torch import nn
 
+from ..models import _fused
 from ..models.gru import ReluGRU, reference_forward
 
 N_IN, N_CONST, N_OUT = 65, 64, 33
@@ -136,6 +139,8 @@ def run(batch_size: int = 64, steps: int = 150, hidden: int = 256, repeats: int 
         "benchmark": "train-step",
         "device": device,
         "torch_threads": torch.get_num_threads(),
+        # which loops the fast path ran: the fused C++ kernels or the pure-torch fallback
+        "fused_kernels": str(device).startswith("cpu") and _fused.available(),
         "batch_size": B,
         "steps": T,
         "hidden": hidden,

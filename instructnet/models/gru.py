@@ -9,28 +9,46 @@ Gate formulation (PyTorch's, gate order r, z, n)::
 
 cuDNN has no ReLU GRU and a step-by-step autograd loop spends most of its time in
 per-step overhead, so the recurrence is a custom :class:`torch.autograd.Function`
-working on preallocated time-major buffers:
+working on preallocated time-major buffers. Around the loops (any device):
 
 * the input projections of all steps are one matmul; the trial-constant input (the
   task vector) is projected once per trial and added per step with the biases;
-* the forward loop is seven in-place/``out=`` ops per step (``add_``, ``addmm_``,
-  ``sigmoid``, ``addcmul_``, ``relu_``, ``lerp``, a denormal flush);
-* the backward computes the coefficients that do not depend on the incoming gradient
-  for blocks of steps at once, runs three ops per step (one broadcast ``mul`` for the
-  three gate gradients, ``addcmul``, ``addmm_``) and saves every step's gate gradients
-  in one buffer, so that the recurrent and the input weight gradients are one matmul
-  each over all steps and the bias/task-vector gradients one reduction.
+* the backward saves every step's gate gradients in one buffer, so that the recurrent
+  and the input weight gradients are one matmul each over all steps and the
+  bias/task-vector gradients one reduction.
+
+The loops over time steps have two implementations with the same buffers and results:
+
+* **fused** (CPU, float32/float64; ``csrc/relu_gru.cpp``, compiled on first use, see
+  :mod:`instructnet.models._fused`): the whole loop runs in C++; per step one recurrent
+  matmul (MKL through ATen, into a preallocated buffer) and one vectorised pass for all
+  gate arithmetic, forward (r, z, n, h' and what the backward needs) and backward (the
+  four gate gradients, the next step's dh and the running bias-gradient sum). Batch
+  rows are independent through the recurrence, so fixed chunks of
+  :data:`FUSED_CHUNK_ROWS` rows run on separate threads without any synchronisation
+  inside the loop (the per-step matmuls then run single-threaded); the chunking does
+  not depend on the thread count, so neither do the loops' results.
+* **pure torch** (CUDA, other dtypes, or when the C++ build is unavailable or disabled
+  with ``INSTRUCTNET_FUSED_GRU=0``): seven in-place/``out=`` ops per forward step
+  (``add_``, ``addmm_``, ``sigmoid``, ``addcmul_``, ``relu_``, ``lerp``, a denormal
+  flush); the backward computes the coefficients that do not depend on the incoming
+  gradient for blocks of steps at once and runs three ops per step (one broadcast
+  ``mul`` for the three gate gradients, ``addcmul``, ``addmm_``).
+
+The two agree to rounding (float64: ~1e-15; float32: ~1e-6 relative; the fused
+sigmoid's float32 ``exp`` is a ~1-ulp polynomial), not bit for bit.
 
 CPU specifics (they change *speed*, not values beyond the denormal range): units whose
 state decays towards zero would pass through denormal floats, which make CPU
 arithmetic ~50-100× slower, so hidden states below the smallest normal float are
 flushed to zero (a difference < 1.2e-38); the backward scales the incoming gradient by
-a power of two (exact) so that its products stay in the normal range; and the
+a power of two (exact) so that its products stay in the normal range; the fused
+kernels' elementwise passes also run with flush-to-zero/denormals-are-zero on; and the
 multi-MB work buffers are recycled between calls (fresh ones are page-faulted in on
 first touch, which costs more than the arithmetic on them).
 
-Plain torch ops only: CPU and CUDA, float32 and float64. On CPU, the same inputs give
-bit-identical outputs and gradients.
+On CPU, the same inputs give bit-identical outputs and gradients (every reduction has
+a fixed order). The CUDA path is device-agnostic torch.
 """
 
 from __future__ import annotations
@@ -40,6 +58,8 @@ import threading
 
 import torch
 from torch import nn
+
+from . import _fused
 
 __all__ = [
     "H0_VALUE", "ReluGRU", "ReluGRUFunction", "clear_buffer_pool", "reference_forward", "relu_gru",
@@ -115,6 +135,16 @@ class _Lease:
 
 
 # --------------------------------------------------------------------------- forward
+# Fused path: batch rows per independently-run chunk (one thread each, see csrc/).
+FUSED_CHUNK_ROWS = 32
+
+
+def _use_fused(t: torch.Tensor) -> bool:
+    """Run the loops in the fused C++ kernels (CPU float32/float64, when they built)?"""
+    return (t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+            and _fused.available())
+
+
 def _perm_rows(w: torch.Tensor, hidden: int) -> torch.Tensor:
     """Gate blocks (r, z, n) → (n, r, z) along dim 0 (the gate slab's column order)."""
     return torch.cat((w[2 * hidden :], w[: 2 * hidden]), dim=0)
@@ -144,10 +174,15 @@ def _forward_core(x, const, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     # the input projections of all steps: one matmul
     x2d = x.transpose(0, 1).reshape(T * B, I)
     torch.mm(x2d, _perm_rows(weight_ih[:, :I], H).t(), out=s.view(T * B, 4 * H)[:, : 3 * H])
-    s[..., 3 * H :].copy_(bias_hh[2 * H :].expand(T, B, H))
 
     hbuf = _POOL.get((T + 1, B, H), dt, dev)
     hbuf[0].copy_(h0)
+    if _use_fused(x):  # the whole loop in C++, one pass over memory per step
+        _fused.ops().forward(s, hbuf, k.contiguous(), weight_hh.t().contiguous(),
+                             bias_hh[2 * H :].contiguous(), True, FUSED_CHUNK_ROWS)
+        return hbuf, s, x2d
+
+    s[..., 3 * H :].copy_(bias_hh[2 * H :].expand(T, B, H))
     flush = dev.type == "cpu"
     tiny = torch.finfo(dt).tiny
     whh_t = weight_hh.t()
@@ -194,6 +229,62 @@ def _grad_scale(grad_out: torch.Tensor) -> float:
 BACKWARD_BLOCK = 32  # steps whose backward coefficients are computed together
 
 
+def _backward_loop(grad_out, scale, s, hbuf, weight_hh, g, dh0):
+    """The pure-torch backward through time: fills ``g`` (T, B, 4H) with every step's
+    gate gradients ``[dgi_n | dr | dz | dgh_n]`` and ``dh0`` (B, H), both for the
+    incoming gradient ``grad_out`` (B, T, H) multiplied by ``scale``."""
+    T, B, H = hbuf.shape[0] - 1, hbuf.shape[1], hbuf.shape[2]
+    dt, dev = g.dtype, g.device
+    go = _POOL.get((T, B, H), dt, dev)  # time-major, scaled
+    torch.mul(grad_out.transpose(0, 1), scale, out=go)
+    z = s[..., 2 * H : 3 * H]
+
+    # Coefficients that do not depend on the incoming gradient. With dh the gradient
+    # of a step's output h':
+    #   dgh = dh ⊙ [c_r | c_z | c_hn]  (gradients of W_h· h + b_h·, gates r, z, n)
+    #   dgi_n = dh ⊙ c_n,  dh_prev = dh ⊙ z + dgh W_hh
+    # c_n = (1 − z) relu'(a), c_z = (h − n) z (1 − z) = (h' − n)(1 − z),
+    # c_hn = c_n r, c_r = c_hn (W_hn h + b_hn)(1 − r). They are computed for a block
+    # of steps at a time, just before the loop below needs them (still in cache).
+    Tc = min(T, BACKWARD_BLOCK)
+    coef_b = _POOL.get((Tc, B, 3 * H), dt, dev)
+    c_n_b = _POOL.get((Tc, B, H), dt, dev)
+    dh = _POOL.get((T, B, H), dt, dev)
+    dh[T - 1].copy_(go[T - 1])
+    zs = z.unbind(0)
+    gh = g[..., H:].unbind(0)
+    gh3 = g[..., H:].unflatten(-1, (3, H)).unbind(0)
+    dhs = dh.unbind(0)
+    gos = go.unbind(0)
+    for t1 in range(T, 0, -Tc):
+        t0 = max(0, t1 - Tc)
+        coef, c_n = coef_b[: t1 - t0], c_n_b[: t1 - t0]
+        c_r, c_z, c_hn = coef[..., :H], coef[..., H : 2 * H], coef[..., 2 * H :]
+        sb = s[t0:t1]
+        torch.sub(1.0, sb[..., H : 3 * H], out=coef[..., : 2 * H])  # [1 − r | 1 − z]
+        _threshold_backward(c_z, sb[..., :H], 0, grad_input=c_n)
+        torch.mul(c_n, sb[..., H : 2 * H], out=c_hn)
+        c_r.mul_(sb[..., 3 * H :]).mul_(c_hn)
+        tmp = g[t0:t1, :, :H]  # scratch until dgi_n is written
+        torch.sub(hbuf[t0 + 1 : t1 + 1], sb[..., :H], out=tmp)
+        c_z.mul_(tmp)
+        # backward through time over the block: three ops per step
+        c3 = coef.unflatten(-1, (3, H)).unbind(0)
+        for t in range(t1 - 1, t0 - 1, -1):
+            dht = dhs[t]
+            torch.mul(c3[t - t0], dht.unsqueeze(1), out=gh3[t])
+            if t > 0:
+                nxt = dhs[t - 1]
+                torch.addcmul(gos[t - 1], dht, zs[t], out=nxt)
+            else:
+                nxt = dh0
+                torch.mul(dht, zs[0], out=nxt)
+            nxt.addmm_(gh[t], weight_hh)
+        torch.mul(dh[t0:t1], c_n, out=g[t0:t1, :, :H])  # dgi_n
+    for buf in (dh, coef_b, c_n_b, go):
+        _POOL.put(buf)
+
+
 class ReluGRUFunction(torch.autograd.Function):
     """``apply(x, const, h0, weight_ih, weight_hh, bias_ih, bias_hh) -> (B, T, H)``.
 
@@ -220,61 +311,20 @@ class ReluGRUFunction(torch.autograd.Function):
         dt, dev = x2d.dtype, x2d.device
         need_x, need_c, need_h0, need_wih, need_whh, need_bih, need_bhh = ctx.needs_input_grad
 
-        # time-major incoming gradient, scaled by a power of two on CPU (see _grad_scale)
+        # incoming gradient scaled by a power of two on CPU (see _grad_scale)
         scale = _grad_scale(grad_out)
         inv = 1.0 / scale
-        go = _POOL.get((T, B, H), dt, dev)
-        torch.mul(grad_out.transpose(0, 1), scale, out=go)
-
-        z = s[..., 2 * H : 3 * H]
-        # g[t]: the pre-activation gradients [dgi_n | dr | dz | dgh_n] of step t.
+        # g[t]: the pre-activation gradients [dgi_n | dr | dz | dgh_n] of step t
         g = _POOL.get((T, B, 4 * H), dt, dev)
-
-        # Coefficients that do not depend on the incoming gradient. With dh the gradient
-        # of a step's output h':
-        #   dgh = dh ⊙ [c_r | c_z | c_hn]  (gradients of W_h· h + b_h·, gates r, z, n)
-        #   dgi_n = dh ⊙ c_n,  dh_prev = dh ⊙ z + dgh W_hh
-        # c_n = (1 − z) relu'(a), c_z = (h − n) z (1 − z) = (h' − n)(1 − z),
-        # c_hn = c_n r, c_r = c_hn (W_hn h + b_hn)(1 − r). They are computed for a block
-        # of steps at a time, just before the loop below needs them (still in cache).
-        Tc = min(T, BACKWARD_BLOCK)
-        coef_b = _POOL.get((Tc, B, 3 * H), dt, dev)
-        c_n_b = _POOL.get((Tc, B, H), dt, dev)
-        dh = _POOL.get((T, B, H), dt, dev)
         dh0 = torch.empty(B, H, dtype=dt, device=dev)
-        dh[T - 1].copy_(go[T - 1])
-        zs = z.unbind(0)
-        gh = g[..., H:].unbind(0)
-        gh3 = g[..., H:].unflatten(-1, (3, H)).unbind(0)
-        dhs = dh.unbind(0)
-        gos = go.unbind(0)
-        for t1 in range(T, 0, -Tc):
-            t0 = max(0, t1 - Tc)
-            coef, c_n = coef_b[: t1 - t0], c_n_b[: t1 - t0]
-            c_r, c_z, c_hn = coef[..., :H], coef[..., H : 2 * H], coef[..., 2 * H :]
-            sb = s[t0:t1]
-            torch.sub(1.0, sb[..., H : 3 * H], out=coef[..., : 2 * H])  # [1 − r | 1 − z]
-            _threshold_backward(c_z, sb[..., :H], 0, grad_input=c_n)
-            torch.mul(c_n, sb[..., H : 2 * H], out=c_hn)
-            c_r.mul_(sb[..., 3 * H :]).mul_(c_hn)
-            tmp = g[t0:t1, :, :H]  # scratch until dgi_n is written
-            torch.sub(hbuf[t0 + 1 : t1 + 1], sb[..., :H], out=tmp)
-            c_z.mul_(tmp)
-            # backward through time over the block: three ops per step
-            c3 = coef.unflatten(-1, (3, H)).unbind(0)
-            for t in range(t1 - 1, t0 - 1, -1):
-                dht = dhs[t]
-                torch.mul(c3[t - t0], dht.unsqueeze(1), out=gh3[t])
-                if t > 0:
-                    nxt = dhs[t - 1]
-                    torch.addcmul(gos[t - 1], dht, zs[t], out=nxt)
-                else:
-                    nxt = dh0
-                    torch.mul(dht, zs[0], out=nxt)
-                nxt.addmm_(gh[t], weight_hh)
-            torch.mul(dh[t0:t1], c_n, out=g[t0:t1, :, :H])  # dgi_n
-        for buf in (dh, coef_b, c_n_b, go):
-            _POOL.put(buf)
+        if _use_fused(grad_out):  # the whole loop in C++; dk = Σ_t g[t] on the way
+            dk = torch.empty(B, 4 * H, dtype=dt, device=dev)
+            go = grad_out if grad_out.stride(-1) == 1 else grad_out.contiguous()
+            _fused.ops().backward(go, scale, s, hbuf, weight_hh.contiguous(), g, dk, dh0,
+                                  FUSED_CHUNK_ROWS)
+        else:
+            _backward_loop(grad_out, scale, s, hbuf, weight_hh, g, dh0)
+            dk = None
 
         g2 = g.view(T * B, 4 * H)
         grad_x = grad_c = grad_h0 = grad_wih = grad_whh = grad_bih = grad_bhh = None
@@ -284,9 +334,9 @@ class ReluGRUFunction(torch.autograd.Function):
             m = torch.mm(hbuf[:T].reshape(T * B, H).t(), g2[:, H:])  # (H, 3H)
             grad_whh = torch.empty(3 * H, H, dtype=dt, device=dev)
             torch.mul(m.t(), inv, out=grad_whh)
-        dk = None
         if need_bih or need_bhh or (const is not None and (need_c or need_wih)):
-            dk = g.sum(0)  # (B, 4H): per trial Σ_t [dgi_n | dr | dz | dgh_n]
+            if dk is None:
+                dk = g.sum(0)  # (B, 4H): per trial Σ_t [dgi_n | dr | dz | dgh_n]
             db = dk.sum(0).mul_(inv)
             if need_bih:
                 grad_bih = torch.cat((db[H : 3 * H], db[:H]))
