@@ -1,0 +1,384 @@
+"""Many sensorimotor networks as one stacked computation (packed training).
+
+A ReLU-GRU step on a batch of 64 trials is latency-bound on a GPU: one network uses a
+tiny fraction of the device. :class:`PackedNetworks` holds the RNN and readout weights
+of ``N`` independent networks stacked along a leading *network axis*, so that one
+forward/backward runs all of them with batched matmuls (``bmm``/``baddbmm``): network
+``n`` only ever touches slice ``n`` of every tensor, so its outputs and gradients are
+those it would have alone (to float rounding).
+
+Layout: inputs are time-major per network, ``x`` (N, T, B, I); the trial-constant
+task vector ``const`` (N, B, C); hidden states come back as (N, T, B, H).
+
+The recurrence is a custom :class:`torch.autograd.Function` with a hand-written
+backward through time — the same algorithm as :mod:`instructnet.models.gru` (gate
+slab ``[n | r | z | W_hn h + b_hn]``, the input projection of all steps in one matmul,
+blocked backward coefficients, weight gradients as one matmul over all steps), with
+every matmul batched over the network axis. It is written separately from ``gru.py``
+on purpose (that module is optimised for one network; this one must not depend on its
+internals). :func:`reference_packed_forward` is the plain autograd loop it is tested
+against. Plain torch ops only: CPU or CUDA, float32 or float64. On CPU, hidden states
+below the smallest normal float are flushed to zero and the backward scales its
+incoming gradient by a power of two (both for speed: denormal arithmetic is very slow
+on CPU; neither changes values beyond the denormal range).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "H0_VALUE", "PackedNetworks", "PackedReluGRUFunction", "packed_relu_gru",
+    "reference_packed_forward",
+]
+
+H0_VALUE = 0.1  # initial hidden state of every unit (METHODS §5)
+BACKWARD_BLOCK = 32  # steps whose backward coefficients are computed together
+
+_threshold_backward = torch.ops.aten.threshold_backward.grad_input
+_hardshrink_out = torch.ops.aten.hardshrink.out
+
+
+# --------------------------------------------------------------------------- buffers
+class _Pool:
+    """Recycled flat CPU work buffers (fresh multi-MB buffers are page-faulted in on
+    first touch, which costs more than the arithmetic on them). CUDA has a caching
+    allocator of its own and bypasses the pool."""
+
+    def __init__(self, per_key: int = 2):
+        self.per_key = per_key
+        self.free: dict[tuple, list[torch.Tensor]] = {}
+        self.lock = threading.RLock()
+
+    def get(self, shape, dtype, device) -> torch.Tensor:
+        if torch.device(device).type == "cpu":
+            key = (dtype, math.prod(shape), torch.is_inference_mode_enabled())
+            with self.lock:
+                free = self.free.get(key)
+                buf = free.pop() if free else None
+            if buf is not None:
+                return buf.view(shape)
+        return torch.empty(shape, dtype=dtype, device=device)
+
+    def put(self, t: torch.Tensor) -> None:
+        if t.device.type != "cpu":
+            return
+        key = (t.dtype, t.numel(), t.is_inference())
+        with self.lock:
+            free = self.free.setdefault(key, [])
+            if len(free) < self.per_key:
+                free.append(t.view(-1))
+
+    def clear(self) -> None:
+        with self.lock:
+            self.free.clear()
+
+
+_POOL = _Pool()
+
+
+class _Lease:
+    """Gives a buffer back to the pool when its holder (an autograd ctx) is freed."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __del__(self):
+        try:
+            _POOL.put(self.tensor)
+        except Exception:  # interpreter shutdown
+            pass
+
+
+# --------------------------------------------------------------------------- forward
+def _gate_perm(w: torch.Tensor, hidden: int) -> torch.Tensor:
+    """Gate blocks (r, z, n) → (n, r, z) along dim 1 of a stacked (N, 3H, ·) tensor."""
+    return torch.cat((w[:, 2 * hidden :], w[:, : 2 * hidden]), dim=1)
+
+
+def _forward(x, const, h0, w_ih, w_hh, b_ih, b_hh, pooled: bool):
+    """The recurrence on network-major, time-major buffers. Returns ``(hbuf, s)``:
+    ``hbuf`` (N, T+1, B, H) = h0 then every step's state; ``s`` (N, T, B, 4H) the
+    columns ``[n | r | z | W_hn h + b_hn]`` of every step (what the backward needs)."""
+    N, T, B, I = x.shape
+    H = w_hh.shape[-1]
+    dt, dev = x.dtype, x.device
+    get = _POOL.get if pooled else (lambda shape, dtype, device: torch.empty(shape, dtype=dtype, device=device))
+    w_perm = _gate_perm(w_ih, H).transpose(1, 2)  # (N, I + C, 3H), columns n, r, z
+    # per-trial constant part of the gate pre-activations, columns n, r, z
+    k = torch.cat((b_ih[:, 2 * H :], b_ih[:, : 2 * H] + b_hh[:, : 2 * H]), dim=1).unsqueeze(1)
+    if const is not None:
+        k = torch.baddbmm(k, const, w_perm[:, I:])  # (N, B, 3H): projected once per trial
+    s = get((N, T, B, 4 * H), dt, dev)
+    gi = torch.bmm(x.reshape(N, T * B, I), w_perm[:, :I]).view(N, T, B, 3 * H)
+    torch.add(gi, k.unsqueeze(1), out=s[..., : 3 * H])
+    del gi
+    s[..., 3 * H :].copy_(b_hh[:, 2 * H :].view(N, 1, 1, H).expand(N, T, B, H))
+
+    hbuf = get((N, T + 1, B, H), dt, dev)
+    hbuf[:, 0].copy_(h0)
+    flush = dev.type == "cpu"
+    tiny = torch.finfo(dt).tiny
+    whh_t = w_hh.transpose(1, 2).contiguous()  # (N, H, 3H), columns r, z, n
+    s_rzh = s[..., H:].unbind(1)
+    s_rz = s[..., H : 3 * H].unbind(1)
+    s_a = s[..., :H].unbind(1)
+    s_r = s[..., H : 2 * H].unbind(1)
+    s_z = s[..., 2 * H : 3 * H].unbind(1)
+    s_hn = s[..., 3 * H :].unbind(1)
+    hs = hbuf.unbind(1)
+    for t in range(T):
+        h, ht = hs[t], hs[t + 1]
+        s_rzh[t].baddbmm_(h, whh_t)  # [rz pre-activation | W_hn h + b_hn]
+        torch.sigmoid(s_rz[t], out=s_rz[t])
+        a = s_a[t]
+        a.addcmul_(s_r[t], s_hn[t])  # gi_n + r ⊙ (W_hn h + b_hn)
+        a.relu_()  # n
+        torch.lerp(a, h, s_z[t], out=ht)  # n + z ⊙ (h − n)
+        if flush:  # decaying units would otherwise pass through (very slow) denormals
+            _hardshrink_out(ht, tiny, out=ht)
+    return hbuf, s
+
+
+def _grad_scale(grad: torch.Tensor) -> float:
+    """A power of two lifting the largest incoming gradient to ~2**62 (CPU only): the
+    backward is linear in it, so scaling is exact and keeps products out of denormals."""
+    if grad.device.type != "cpu":
+        return 1.0
+    lo, hi = torch.aminmax(grad)
+    m = max(-float(lo), float(hi))
+    if not (m > 0.0 and math.isfinite(m)):
+        return 1.0
+    return float(2.0 ** max(0, min(100, 62 - math.frexp(m)[1])))
+
+
+class PackedReluGRUFunction(torch.autograd.Function):
+    """``apply(x, const, h0, w_ih, w_hh, b_ih, b_hh) -> (N, T, B, H)``.
+
+    x (N, T, B, I); const (N, B, C) or None; h0 (N, B, H); w_ih (N, 3H, I + C) with the
+    sensory columns first; w_hh (N, 3H, H); biases (N, 3H). Gate order r, z, n.
+    """
+
+    @staticmethod
+    def forward(ctx, x, const, h0, w_ih, w_hh, b_ih, b_hh):
+        hbuf, s = _forward(x, const, h0, w_ih, w_hh, b_ih, b_hh, pooled=True)
+        ctx.save_for_backward(x, const, w_ih, w_hh)
+        ctx.leases = (_Lease(hbuf), _Lease(s))
+        return hbuf[:, 1:]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        x, const, w_ih, w_hh = ctx.saved_tensors
+        hbuf, s = (lease.tensor for lease in ctx.leases)
+        N, T, B, I = x.shape
+        H = w_hh.shape[-1]
+        dt, dev = x.dtype, x.device
+        need_x, need_c, need_h0, need_wih, need_whh, need_bih, need_bhh = ctx.needs_input_grad
+
+        scale = _grad_scale(grad_out)
+        inv = 1.0 / scale
+        go = _POOL.get((N, T, B, H), dt, dev)
+        torch.mul(grad_out, scale, out=go)
+        z = s[..., 2 * H : 3 * H]
+        g = _POOL.get((N, T, B, 4 * H), dt, dev)  # [dgi_n | dr | dz | dgh_n] per step
+
+        # Coefficients independent of the incoming gradient (see gru.py): with dh the
+        # gradient of a step's output h', dgh = dh ⊙ [c_r | c_z | c_hn], dgi_n = dh ⊙ c_n,
+        # dh_prev = dh ⊙ z + dgh W_hh; c_n = (1 − z) relu'(a), c_z = (h' − n)(1 − z),
+        # c_hn = c_n r, c_r = c_hn (W_hn h + b_hn)(1 − r). Computed per block of steps.
+        Tc = min(T, BACKWARD_BLOCK)
+        coef_b = _POOL.get((N, Tc, B, 3 * H), dt, dev)
+        c_n_b = _POOL.get((N, Tc, B, H), dt, dev)
+        dh = _POOL.get((N, T, B, H), dt, dev)
+        dh0 = torch.empty(N, B, H, dtype=dt, device=dev)
+        dh[:, T - 1].copy_(go[:, T - 1])
+        zs = z.unbind(1)
+        gh = g[..., H:].unbind(1)
+        gh3 = g[..., H:].unflatten(-1, (3, H)).unbind(1)
+        dhs = dh.unbind(1)
+        gos = go.unbind(1)
+        for t1 in range(T, 0, -Tc):
+            t0 = max(0, t1 - Tc)
+            coef, c_n = coef_b[:, : t1 - t0], c_n_b[:, : t1 - t0]
+            c_r, c_z, c_hn = coef[..., :H], coef[..., H : 2 * H], coef[..., 2 * H :]
+            sb = s[:, t0:t1]
+            torch.sub(1.0, sb[..., H : 3 * H], out=coef[..., : 2 * H])  # [1 − r | 1 − z]
+            _threshold_backward(c_z, sb[..., :H], 0, grad_input=c_n)
+            torch.mul(c_n, sb[..., H : 2 * H], out=c_hn)
+            c_r.mul_(sb[..., 3 * H :]).mul_(c_hn)
+            tmp = g[:, t0:t1, :, :H]  # scratch until dgi_n is written
+            torch.sub(hbuf[:, t0 + 1 : t1 + 1], sb[..., :H], out=tmp)
+            c_z.mul_(tmp)
+            c3 = coef.unflatten(-1, (3, H)).unbind(1)
+            for t in range(t1 - 1, t0 - 1, -1):
+                dht = dhs[t]
+                torch.mul(c3[t - t0], dht.unsqueeze(2), out=gh3[t])
+                if t > 0:
+                    nxt = dhs[t - 1]
+                    torch.addcmul(gos[t - 1], dht, zs[t], out=nxt)
+                else:
+                    nxt = dh0
+                    torch.mul(dht, zs[0], out=nxt)
+                nxt.baddbmm_(gh[t], w_hh)
+            torch.mul(dh[:, t0:t1], c_n, out=g[:, t0:t1, :, :H])  # dgi_n
+        for buf in (dh, coef_b, c_n_b, go):
+            _POOL.put(buf)
+
+        g2 = g.view(N, T * B, 4 * H)
+        grad_x = grad_c = grad_h0 = grad_wih = grad_whh = grad_bih = grad_bhh = None
+        if need_h0:
+            grad_h0 = dh0.mul_(inv)
+        if need_whh:
+            h2 = hbuf[:, :T].reshape(N, T * B, H)
+            grad_whh = torch.bmm(g2[..., H:].transpose(1, 2), h2).mul_(inv)  # (N, 3H, H)
+        dk = None
+        if need_bih or need_bhh or (const is not None and (need_c or need_wih)):
+            dk = g.sum(1)  # (N, B, 4H): per trial Σ_t [dgi_n | dr | dz | dgh_n]
+            db = dk.sum(1).mul_(inv)  # (N, 4H)
+            if need_bih:
+                grad_bih = torch.cat((db[:, H : 3 * H], db[:, :H]), dim=1)
+            if need_bhh:
+                grad_bhh = torch.cat((db[:, H : 3 * H], db[:, 3 * H :]), dim=1)
+        w_perm = _gate_perm(w_ih, H)  # (N, 3H, I + C), rows n, r, z
+        if need_wih:
+            gw = torch.empty_like(w_ih)
+            m = torch.bmm(g2[..., : 3 * H].transpose(1, 2), x.reshape(N, T * B, I)).mul_(inv)
+            gw[:, 2 * H :, :I] = m[:, :H]
+            gw[:, : 2 * H, :I] = m[:, H:]
+            if const is not None:
+                mc = torch.bmm(dk[..., : 3 * H].transpose(1, 2), const).mul_(inv)
+                gw[:, 2 * H :, I:] = mc[:, :H]
+                gw[:, : 2 * H, I:] = mc[:, H:]
+            grad_wih = gw
+        if need_c:
+            grad_c = torch.bmm(dk[..., : 3 * H], w_perm[..., I:]).mul_(inv)
+        if need_x:
+            grad_x = torch.bmm(g2[..., : 3 * H], w_perm[..., :I]).mul_(inv).view(N, T, B, I)
+        _POOL.put(g)
+        return grad_x, grad_c, grad_h0, grad_wih, grad_whh, grad_bih, grad_bhh
+
+
+def _h0(x: torch.Tensor, hidden: int, h0=None) -> torch.Tensor:
+    N, _, B, _ = x.shape
+    if h0 is None:
+        return torch.full((N, B, hidden), H0_VALUE, dtype=x.dtype, device=x.device)
+    return h0.expand(N, B, hidden)
+
+
+def packed_relu_gru(x, const, h0, w_ih, w_hh, b_ih, b_hh) -> torch.Tensor:
+    """Hidden states (N, T, B, H) of N stacked ReLU GRUs (``h0`` None: 0.1 everywhere).
+    Under autograd the result is a view of an internal buffer (read it, do not write)."""
+    h0 = _h0(x, w_hh.shape[-1], h0)
+    args = (x, const, h0, w_ih, w_hh, b_ih, b_hh)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
+        return PackedReluGRUFunction.apply(*args)
+    hbuf, _ = _forward(*args, pooled=False)
+    return hbuf[:, 1:]
+
+
+def reference_packed_forward(x, const, h0, w_ih, w_hh, b_ih, b_hh) -> torch.Tensor:
+    """The obviously-correct version: per network, the constant input concatenated to
+    every step and the gate equations run step by step under plain autograd."""
+    N, T, B, _ = x.shape
+    H = w_hh.shape[-1]
+    h0 = _h0(x, H, h0)
+    outs = []
+    for n in range(N):
+        xn = x[n]
+        if const is not None:
+            xn = torch.cat((xn, const[n].unsqueeze(0).expand(T, B, const.shape[-1])), dim=-1)
+        h, hs = h0[n], []
+        for t in range(T):
+            gi = xn[t] @ w_ih[n].t() + b_ih[n]
+            gh = h @ w_hh[n].t() + b_hh[n]
+            i_r, i_z, i_n = gi.chunk(3, 1)
+            h_r, h_z, h_n = gh.chunk(3, 1)
+            r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+            h = (1 - z) * torch.relu(i_n + r * h_n) + z * h
+            hs.append(h)
+        outs.append(torch.stack(hs))
+    return torch.stack(outs)
+
+
+# --------------------------------------------------------------------------- module
+class PackedNetworks(nn.Module):
+    """The RNN and readout of N sensorimotor networks, stacked on a leading axis.
+
+    Parameters (names mirror :class:`~instructnet.models.network.SensorimotorModel`):
+    ``weight_ih`` (N, 3H, 65 + 64), ``weight_hh`` (N, 3H, H), ``bias_ih``/``bias_hh``
+    (N, 3H), ``readout_weight`` (N, 33, H), ``readout_bias`` (N, 33). Build it from
+    per-network models with :meth:`from_models`, write slices back with
+    :meth:`write_back`, drop finished networks with :meth:`select`.
+    """
+
+    RNN = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+    def __init__(self, weight_ih, weight_hh, bias_ih, bias_hh, readout_weight, readout_bias,
+                 input_size: int):
+        super().__init__()
+        self.input_size = int(input_size)
+        for name, value in zip(self.RNN + ("readout_weight", "readout_bias"),
+                               (weight_ih, weight_hh, bias_ih, bias_hh, readout_weight, readout_bias)):
+            setattr(self, name, nn.Parameter(value.detach().clone()))
+
+    @property
+    def networks(self) -> int:
+        return self.weight_hh.shape[0]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.weight_hh.shape[-1]
+
+    @classmethod
+    def from_models(cls, models: Sequence[nn.Module]) -> "PackedNetworks":
+        """Stack the ``rnn`` (ReluGRU) and ``readout`` (Linear) of each model."""
+        if not models:
+            raise ValueError("no networks to pack")
+        shapes = {tuple(m.rnn.weight_ih.shape) + tuple(m.readout.weight.shape) for m in models}
+        if len(shapes) != 1:
+            raise ValueError(f"networks of different sizes cannot be packed: {sorted(shapes)}")
+        stack = lambda get: torch.stack([get(m).detach() for m in models])  # noqa: E731
+        return cls(*(stack(lambda m, n=n: getattr(m.rnn, n)) for n in cls.RNN),
+                   stack(lambda m: m.readout.weight), stack(lambda m: m.readout.bias),
+                   input_size=models[0].rnn.input_size)
+
+    def tensors(self) -> list[nn.Parameter]:
+        """The stacked parameters, in SensorimotorModel order (rnn, then readout)."""
+        return [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                self.readout_weight, self.readout_bias]
+
+    @torch.no_grad()
+    def write_back(self, n: int, model: nn.Module) -> nn.Module:
+        """Copy network ``n``'s slices into ``model.rnn`` and ``model.readout``."""
+        for name in self.RNN:
+            getattr(model.rnn, name).copy_(getattr(self, name)[n])
+        model.readout.weight.copy_(self.readout_weight[n])
+        model.readout.bias.copy_(self.readout_bias[n])
+        return model
+
+    @torch.no_grad()
+    def select(self, keep: Sequence[int]) -> None:
+        """Keep only networks ``keep`` (in that order); parameters are replaced."""
+        idx = torch.as_tensor(list(keep), dtype=torch.long, device=self.weight_hh.device)
+        for name in self.RNN + ("readout_weight", "readout_bias"):
+            setattr(self, name, nn.Parameter(getattr(self, name).index_select(0, idx)))
+
+    def forward(self, x: torch.Tensor, const: torch.Tensor | None = None):
+        """x (N, T, B, 65), const (N, B, 64) → (outputs (N, T, B, 33), hidden (N, T, B, H))."""
+        N, T, B, _ = x.shape
+        if N != self.networks or x.shape[-1] != self.input_size:
+            raise ValueError(f"x must be ({self.networks}, T, B, {self.input_size}), got {tuple(x.shape)}")
+        hidden = packed_relu_gru(x, const, None, self.weight_ih, self.weight_hh,
+                                 self.bias_ih, self.bias_hh)
+        H = self.hidden_size
+        logits = torch.baddbmm(self.readout_bias.unsqueeze(1), hidden.reshape(N, T * B, H),
+                               self.readout_weight.transpose(1, 2))
+        return torch.sigmoid(logits).view(N, T, B, -1), hidden

@@ -1,0 +1,41 @@
+"""Rules train_packed / train_packed_models: several networks trained in one job."""
+
+import logging
+import sys
+
+import torch
+
+from instructnet.training import TrainConfig
+from instructnet.training.packed import PackMember, train_pack
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+torch.set_num_threads(snakemake.threads)
+
+p = snakemake.params
+tasks = p.tasks
+members = [
+    PackMember(
+        spec=p.specs[model],
+        holdout=snakemake.wildcards.holdout,
+        seed=int(seed),
+        tasks=tasks,
+        config=TrainConfig.from_mapping(p.training[model]),
+        model_out=model_out,
+        log_out=log_out,
+        checkpoint=checkpoint,
+    )
+    for (model, seed), model_out, log_out, checkpoint in zip(
+        p.members, snakemake.output.model, snakemake.output.log, p.checkpoints)
+]
+embeddings = {path.rsplit("/", 1)[-1].removesuffix(".parquet"): path
+              for path in snakemake.input.embeddings}
+train_pack(
+    members,
+    pool_paths=dict(zip(tasks, snakemake.input.pools)),
+    base_seed=p.seed,
+    embeddings_paths=embeddings,
+    hidden=p.hidden,
+    device="cuda" if torch.cuda.is_available() else "cpu",
+    max_networks=p.max_networks,
+)
