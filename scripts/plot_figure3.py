@@ -1,0 +1,22 @@
+"""Rule figure3: draw one Figure 3 panel from the tables."""
+
+import sys
+
+import pandas as pd
+
+from instructnet.figures import fig3
+
+sys.stderr = open(snakemake.log[0], "w")
+
+name = snakemake.wildcards.figure
+tables = [pd.read_parquet(p) for p in snakemake.input]
+out = snakemake.output.png
+
+if name == "fig3ad_pca":
+    fig3.fig3ad_pca(tables[0], out, held=set(snakemake.params.held))
+elif name == "fig3e_ccgp_zero_shot":
+    fig3.fig3e_ccgp_zero_shot(tables[0], tables[1], out)
+elif name == "fig3f_ccgp_layers":
+    fig3.fig3f_ccgp_layers(tables[0], tables[1], out)
+else:
+    raise ValueError(f"unknown figure {name!r}")

@@ -1,0 +1,30 @@
+"""Rule units: single-unit statistics and task-variance clusters of one model (Figure 4)."""
+
+import logging
+import sys
+
+import torch
+
+from instructnet.analysis.units import unit_analyses
+from instructnet.embeddings import read_embeddings
+from instructnet.tasks import TASKS, read_trials
+from instructnet.training.run import instruction_rows, load_model, seed_int
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+torch.set_num_threads(snakemake.threads)
+
+w = snakemake.wildcards
+model, _ = load_model(snakemake.input.model)
+frames = {t: read_trials(p) for t, p in zip(TASKS, snakemake.input.pools)}
+sentences = None
+if "embeddings" in snakemake.input.keys():
+    rows, _ = read_embeddings(snakemake.input.embeddings)
+    sentences = instruction_rows(rows, TASKS, "train")
+stats, curves, variance = unit_analyses(
+    model, frames, sentences, snakemake.params.trials,
+    seed=seed_int(snakemake.params.seed, "units", w.holdout, w.model, int(w.seed)), n_bins=snakemake.params.bins,
+    max_clusters=snakemake.params.max_clusters, tuning=snakemake.params.tuning)
+stats.to_parquet(snakemake.output.stats, index=False)
+curves.to_parquet(snakemake.output.curves, index=False)
+variance.to_parquet(snakemake.output.variance, index=False)
