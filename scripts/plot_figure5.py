@@ -1,0 +1,22 @@
+"""Rule figure5: draw one Figure 5 panel from the production tables."""
+
+import sys
+
+import pandas as pd
+
+from instructnet.figures import fig5
+
+sys.stderr = open(snakemake.log[0], "w")
+
+name = snakemake.wildcards.figure
+tables = [pd.read_parquet(p) for p in snakemake.input]
+out = snakemake.output.png
+
+if name == "fig5d_examples":
+    fig5.fig5d_examples(tables[0], out, task=snakemake.params.example_task)
+elif name == "fig5e_confusion":
+    fig5.fig5e_confusion(tables[0], out)
+elif name == "fig5f_partners":
+    fig5.fig5f_partners(tables[0], tables[1], out)
+else:
+    raise ValueError(f"unknown figure {name!r}")

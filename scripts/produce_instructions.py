@@ -1,0 +1,26 @@
+"""Rule produce_instructions: decode and label instructions from the inferred vectors."""
+
+import logging
+import sys
+
+import torch
+
+from instructnet.production.run import produce_job
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+torch.set_num_threads(snakemake.threads)
+
+w = snakemake.wildcards
+produce_job(
+    instructor_path=snakemake.input.model,
+    decoder_path=snakemake.input.decoder,
+    feedback_path=snakemake.input.vectors,
+    corpus_path=snakemake.input.corpus,
+    pool_paths=dict(zip(snakemake.params.tasks, snakemake.input.pools)),
+    n=snakemake.params.n,
+    base_seed=snakemake.params.seed,
+    holdout=w.holdout, model=w.model, seed=int(w.seed),
+    out=snakemake.output[0], custom=snakemake.params.custom,
+    device="cuda" if torch.cuda.is_available() else "cpu",
+)

@@ -1,0 +1,6 @@
+"""Rule production_tables: stack produced sentences and partner results; confusion
+matrices, fraction novel, partner summaries and Welch tests."""
+
+from instructnet.production.run import production_tables
+
+production_tables(snakemake.input.produced, snakemake.input.partners, snakemake.output)
