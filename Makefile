@@ -10,7 +10,7 @@ CORES  ?= 2
 # The CPU build of torch; an unpinned torch pulls several GB of CUDA packages.
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench report clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# the HTML report of the last run: every figure with its caption (README)
+report: setup
+	$(BIN)/snakemake --configfile config/config.yaml --report results/report.html
 
 bench: setup
 	$(BIN)/python -m instructnet.bench trials

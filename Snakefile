@@ -23,6 +23,8 @@ include: "workflow/rules/embeddings.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/statistics.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/production.smk"
 
 
 rule all:
@@ -34,4 +36,6 @@ rule all:
         trained_models(),
         evaluations(),
         figure2_targets(),
+        analysis_targets(),
+        production_targets(),
     default_target: True

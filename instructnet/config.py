@@ -47,8 +47,30 @@ def check_config(config: Mapping) -> Mapping:
             from .training.loop import TrainConfig
             from .training.run import TuningConfig
 
-            TrainConfig.from_mapping(config["training"])
+            # training.packing groups jobs (instructnet.training.packed); not a setting
+            TrainConfig.from_mapping({k: v for k, v in config["training"].items() if k != "packing"})
             TuningConfig(**(config.get("tuning") or {}))
+        _check_analysis(config, custom, registry)
     except ValueError as exc:
         raise ConfigError(f"invalid config: {exc}") from exc
     return config
+
+
+def _check_analysis(config: Mapping, custom, registry) -> None:
+    """The analysis section (Figures 3, 4): holdouts and model exist, enough trials."""
+    analysis = config.get("analysis") or {}
+    n, pool = analysis.get("trials", 250), config["trials"]["pools"]["eval"]
+    if n > pool:
+        raise ValueError(f"analysis.trials ({n}) exceeds trials.pools.eval ({pool})")
+    units = analysis.get("units") or {}
+    if units.get("trials", 128) > pool:
+        raise ValueError(f"analysis.units.trials ({units['trials']}) exceeds trials.pools.eval ({pool})")
+    for key, name in (("analysis.pca_holdout", analysis.get("pca_holdout")),
+                      ("analysis.units.holdout", units.get("holdout"))):
+        if name is not None:
+            try:
+                held_out(name, custom)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+    if units.get("model") is not None:
+        model_spec(units["model"], registry)

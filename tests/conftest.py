@@ -30,6 +30,23 @@ def repo() -> Path:
     return REPO
 
 
+@pytest.fixture(scope="session")
+def local_test_run(tmp_path_factory) -> Path:
+    """The workflow of config/test.yaml run once locally (`snakemake --cores 2`) in a
+    temporary directory, shared by tests/test_workflow.py and tests/test_slurm.py."""
+    import subprocess
+    import sys
+
+    workdir = tmp_path_factory.mktemp("wf")
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(REPO / "config" / "test.yaml"),
+           "--cores", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout}\n{proc.stderr}")
+    return workdir
+
+
 N_LAYER = 2
 HIDDEN = 32
 

@@ -23,10 +23,8 @@ def snakemake(repo, workdir, *args, check=True):
 
 
 @pytest.fixture(scope="module")
-def run(repo, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("wf")
-    snakemake(repo, workdir)
-    return workdir
+def run(local_test_run):
+    return local_test_run  # conftest.py: one local run per session, shared with test_slurm
 
 
 def test_dry_run_lists_the_dag(repo, tmp_path):
@@ -89,6 +87,73 @@ def test_workflow_evaluates_and_draws_figure_2(run):
         assert (run / "results" / "figures" / f"{name}.pdf").stat().st_size > 0
 
 
+def test_workflow_produces_language_and_draws_figure_5(run):
+    from instructnet.production import read_vectors
+    from instructnet.training.run import load_model
+
+    tables = run / "results" / "tables"
+    produced = pd.read_parquet(tables / "production_produced.parquet")
+    assert set(produced["instructor_holdout"]) == {"multitask", "swap9"}
+    assert set(produced["task"]) == {"AntiDMMod1", "DMMod1"} and len(produced) == 2 * 2 * 4
+    assert produced["novel"].dtype == bool and (produced["n_tokens"] <= 12).all()
+    folder = run / "results" / "production" / "swap9" / "sbertnet_minilm" / "seed0"
+    feedback, vectors = read_vectors(folder / "feedback.parquet")
+    assert vectors.shape == (2 * 2, 64) and set(feedback["task"]) == {"AntiDMMod1", "DMMod1"}
+    rows, embedded = read_vectors(folder / "produced_embedded.parquet")
+    assert embedded.shape == (8, 384)
+    partners = pd.read_parquet(tables / "production_partners.parquet")
+    assert set(partners["source"]) >= {"instructions", "embedding"}
+    assert set(partners["partner_seed"]) == {1}
+    assert set(partners["setting"]) == {"partner trained on task", "task held out from partner",
+                                        "task held out from instructor", "double holdout"}
+    _, meta = load_model(run / "results" / "models" / "swap9" / "sbertnet_minilm" / "seed1" / "model.pt")
+    assert meta["seed"] == 1
+    assert len(pd.read_parquet(tables / "production_welch.parquet"))
+    for name in ("fig5d_examples", "fig5e_confusion", "fig5f_partners"):
+        assert (run / "results" / "figures" / f"{name}.png").stat().st_size > 0
+        assert (run / "results" / "figures" / f"{name}.pdf").stat().st_size > 0
+
+
+def test_workflow_analyses_representations_and_draws_figures_3_4(run):
+    from instructnet.analysis.ccgp import DICHOTOMIES
+
+    res = run / "results"
+    ccgp = pd.read_parquet(res / "ccgp" / "swap9" / "sbertnet_minilm" / "seed0.parquet")
+    # the whole hierarchy: 7 MiniLM layers, the task embedding, the RNN
+    assert list(ccgp.drop_duplicates("layer").sort_values("depth")["layer"]) == [
+        *(f"lm{k}" for k in range(7)), "embedding", "rnn"]
+    assert set(ccgp["dichotomy"]) == set(DICHOTOMIES) and ccgp["score"].between(0, 1).all()
+    assert set(ccgp.loc[ccgp["variant"] == "swapped", "task"]) <= {
+        "AntiGo", "Dur1", "ConDM", "AntiDMMod1", "AntiMultiDur2"}
+    rule = pd.read_parquet(res / "ccgp" / "swap9" / "simplenet" / "seed0.parquet")
+    assert set(rule["layer"]) == {"rule", "embedding", "rnn"}
+    summary = pd.read_parquet(res / "tables" / "ccgp_summary.parquet")
+    assert {"heldout", "swapped", "all_tasks"} <= set(summary["condition"])
+    pca = pd.read_parquet(res / "tables" / "pca.parquet")
+    assert set(pca["task"]) == {"DMMod1", "AntiDMMod1", "DMMod2", "AntiDMMod2"}
+    units = res / "units" / "swap9" / "sbertnet_minilm" / "seed0"
+    stats = pd.read_parquet(units / "unit_stats.parquet")
+    assert set(stats["analysis"]) == {"go", "matching", "dm", "comp"}
+    for name in ("fig3ad_pca", "fig3e_ccgp_zero_shot", "fig3f_ccgp_layers", "fig4a_go_tuning",
+                 "fig4b_matching", "fig4c_dm_contrast", "fig4d_comp", "supp_task_variance"):
+        assert (res / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (res / "figures" / f"{name}.pdf").stat().st_size > 0
+
+
+def test_report_has_every_figure_with_its_caption(repo, run):
+    import zipfile
+
+    snakemake(repo, run, "--report", "report.zip")
+    with zipfile.ZipFile(run / "report.zip") as z:
+        names = z.namelist()
+        text = "\n".join(z.read(n).decode("utf-8", "replace") for n in names
+                         if n.endswith((".html", ".js", ".json")))
+    for png in sorted((run / "results" / "figures").glob("*.png")):
+        assert any(n.endswith(png.name) for n in names), f"{png.name} missing from the report"
+    for phrase in ("cross-condition", "Pro/Anti", "task variance", "Figure 2 of Riveland"):
+        assert phrase in text, phrase
+
+
 def test_paper_config_dag_lists_the_seven_language_models(repo, tmp_path):
     cmd = [SNAKEMAKE, "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(repo / "config" / "paper.yaml"), "-n", "--quiet", "rules"]
@@ -100,8 +165,14 @@ def test_paper_config_dag_lists_the_seven_language_models(repo, tmp_path):
         assert f"results/embeddings/{lm}.parquet" in listed
         assert f"results/models/swap0/{lm}/seed4/model.pt" in listed
     for name in ("fig2a_learning_curves", "fig2b_distribution", "fig2c_swapped", "fig2d_family",
-                 "fig2e_tuned", "fig2f_clause", "supp_validation", "supp_welch_heatmaps"):
+                 "fig2e_tuned", "fig2f_clause", "supp_validation", "supp_welch_heatmaps",
+                 # Figures 3 and 4 (workflow/rules/analysis.smk)
+                 "fig3ad_pca", "fig3e_ccgp_zero_shot", "fig3f_ccgp_layers", "fig4a_go_tuning",
+                 "fig4b_matching", "fig4c_dm_contrast", "fig4d_comp", "supp_task_variance"):
         assert f"results/figures/{name}.png" in listed
+    for name in ("fig5d_examples", "fig5e_confusion", "fig5f_partners"):
+        assert f"results/figures/{name}.png" in listed
+    assert "results/production/swap3/sbertnet_l/seed0/partners/multitask/seed4.parquet" in listed
     # the Con pools wait for the derived threshold table and its reference SIMPLENET
     assert "results/tasks/con_thresholds.parquet" in listed
     assert "results/models/nocon/simplenet/seed0/model.pt" in listed

@@ -2,7 +2,9 @@
 
 trials      trial rendering throughput (trials/s), 64-trial batches over all 50 tasks
 embed       seconds to embed the 1000 shipped sentences with sbertnet_minilm on CPU
-train-step  ms per training step (64 x 150 steps, 256 units) vs the matmul floor
+train-step  ms per training step (64 x 150 steps, 256 units) vs the matmul floor;
+            --networks N (or 1,2,4,8): trial-steps/s of N networks trained packed
+ccgp        seconds for the representations and CCGP of one model over all layers
 """
 
 from __future__ import annotations
@@ -11,6 +13,17 @@ import argparse
 import json
 
 import torch
+
+
+def _network_counts(text: str) -> list[int]:
+    """``--networks``: one positive count or a comma-separated list of them."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or N1,N2,... (positive integers), got {text!r}")
+    return counts
 
 
 def main(argv=None) -> None:
@@ -26,14 +39,32 @@ def main(argv=None) -> None:
     ts.add_argument("--batch-size", type=int, default=64)
     ts.add_argument("--hidden", type=int, default=256)
     ts.add_argument("--repeats", type=int, default=5)
-    ts.add_argument("--networks", type=int, default=1)
+    ts.add_argument("--networks", type=_network_counts, default=[1],
+                    help="networks per step: N, or a list such as 1,2,4,8 for the scaling "
+                         "curve of packed training (N > 1 or a list: instructnet.bench.packed)")
     ts.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    cg = sub.add_parser("ccgp", help="CCGP of one model and seed over all layers (s)")
+    cg.add_argument("--trials", type=int, default=250)
+    cg.add_argument("--lm-layers", type=int, default=7)
+    cg.add_argument("--lm-dim", type=int, default=384)
+    cg.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    if args.name == "train-step":
+    if args.name == "ccgp":
+        from .ccgp import run as run_ccgp
+
+        print(json.dumps(run_ccgp(trials=args.trials, lm_layers=args.lm_layers,
+                                  lm_dim=args.lm_dim, threads=args.threads), indent=2))
+        return
+    if args.name == "train-step" and args.networks != [1]:
+        from .packed import run
+
+        result = run(networks=args.networks, batch_size=args.batch_size, hidden=args.hidden,
+                     repeats=args.repeats, device=args.device)
+    elif args.name == "train-step":
         from .train_step import run
 
         result = run(batch_size=args.batch_size, hidden=args.hidden, repeats=args.repeats,
-                     device=args.device, networks=args.networks)
+                     device=args.device)
     elif args.name == "trials":
         from .trials import run
 

@@ -76,6 +76,7 @@ def embeddings():
 def train_settings(spec):
     """The training settings of a model (GPT language models: their own criterion)."""
     settings = dict(config["training"])
+    settings.pop("packing", None)  # how jobs are grouped, not a training setting
     gpt_threshold = settings.pop("threshold_gpt", None)
     if spec.gpt and gpt_threshold is not None:
         settings["threshold"] = gpt_threshold
@@ -90,3 +91,57 @@ def trained_models():
         model=MODELS,
         seed=SEEDS,
     )
+
+
+# Cluster resources (read by the SLURM profile, profiles/slurm; local runs ignore
+# mem_mb and runtime). Memory in MB and wall time in minutes per job, scaled by what the
+# job holds: a model's training data and network are small (a paper-sized CPU job peaks
+# at ~0.7 GB), so only jobs that load a language model grow with it: `embed`, and
+# training/evaluation of `_tuned` models (the LM sits in the training loop). "Large"
+# LMs are those whose source names xl/large (GPT-2 XL 1.5 B, BERT-large 340 M
+# parameters). Each retry (`attempt` 2, 3, …) asks for proportionally more, so a job
+# killed for time or memory gets more on its next try.
+JOB_MEM_MB = {"base": 4000, "tuned": 12000, "tuned_large": 32000,
+              "embed": 8000, "embed_large": 24000, "embed_bow": 2000}
+JOB_RUNTIME_MIN = {"train": 480, "train_tuned": 720, "train_tuned_large": 1440,
+                   "evaluate": 60, "evaluate_tuned": 120, "evaluate_tuned_large": 240,
+                   "embed": 30, "embed_large": 60, "con_thresholds": 60}
+
+
+def lm_is_large(lm):
+    """Whether a language model is one of the big ones (GPT-2 XL, *-large)."""
+    source = (LANGUAGE_MODELS[lm].source or "").lower()
+    return "xl" in source or "large" in source or lm.endswith("_l")
+
+
+def _model_class(wildcards):
+    """"" for models that never load their language model, else "tuned"/"tuned_large"."""
+    spec = MODEL_SPECS[wildcards.model]
+    if not spec.tuned:
+        return ""
+    return "tuned_large" if lm_is_large(spec.lm) else "tuned"
+
+
+def job_mem_mb(wildcards, attempt):
+    """Memory of a train/evaluate job (model from the wildcards)."""
+    return JOB_MEM_MB[_model_class(wildcards) or "base"] * attempt
+
+
+def train_runtime(wildcards, attempt):
+    cls = _model_class(wildcards)
+    return JOB_RUNTIME_MIN["train" + (f"_{cls}" if cls else "")] * attempt
+
+
+def evaluate_runtime(wildcards, attempt):
+    cls = _model_class(wildcards)
+    return JOB_RUNTIME_MIN["evaluate" + (f"_{cls}" if cls else "")] * attempt
+
+
+def embed_mem_mb(wildcards, attempt):
+    if LANGUAGE_MODELS[wildcards.lm].kind == "bow":
+        return JOB_MEM_MB["embed_bow"] * attempt
+    return JOB_MEM_MB["embed_large" if lm_is_large(wildcards.lm) else "embed"] * attempt
+
+
+def embed_runtime(wildcards, attempt):
+    return JOB_RUNTIME_MIN["embed_large" if lm_is_large(wildcards.lm) else "embed"] * attempt

@@ -8,6 +8,7 @@ rule corpus:
     output:
         corpus="results/instructions/corpus.parquet",
         vocabulary="results/instructions/vocabulary.parquet",
+    localrule: True
     log:
         "logs/instructions/corpus.log",
     script:
@@ -28,6 +29,8 @@ rule embed:
     threads: 2
     resources:
         gpu=lambda w: 0 if LANGUAGE_MODELS[w.lm].kind == "bow" else 1,
+        mem_mb=embed_mem_mb,
+        runtime=embed_runtime,
     log:
         "logs/embeddings/{lm}.log",
     benchmark:

@@ -52,6 +52,8 @@ rule evaluate:
     threads: 2
     resources:
         gpu=1,
+        mem_mb=job_mem_mb,
+        runtime=evaluate_runtime,
     log:
         "logs/eval/{holdout}/{model}/seed{seed}/{test}.log",
     benchmark:

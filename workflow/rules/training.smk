@@ -30,9 +30,117 @@ rule train:
     threads: 2
     resources:
         gpu=1,
+        mem_mb=job_mem_mb,
+        runtime=train_runtime,
     log:
         "logs/models/{holdout}/{model}/seed{seed}.log",
     benchmark:
         "benchmarks/models/{holdout}/{model}/seed{seed}.tsv"
     script:
         "../../scripts/train_model.py"
+
+
+# Packed training (training.packing): several networks trained as one stacked
+# computation in one job (instructnet.training.packed), writing the same per-(holdout,
+# model, seed) model.pt and train_log.parquet as rule train, so downstream rules do not
+# change. `by: seeds`: one job per (holdout, model) trains the config's seeds; `by:
+# models`: one job per holdout trains every packable model of the config x its seeds.
+# Only the config's holdouts, models and seeds are packed, and never tuned models; any
+# other model.pt (an explicitly requested seed, the nocon reference, tuned models) is
+# made by rule train. Checkpoints are per network, in rule train's format and place.
+import re
+
+PACKING = {"by": "none", "max_networks": 8, **config["training"].get("packing", {})}
+PACKED_MODELS = [m for m in MODELS if not MODEL_SPECS[m].tuned]
+
+
+def packed_members(models):
+    return [(m, s) for m in models for s in SEEDS]
+
+
+def packed_inputs(models):
+    def inputs(wildcards):
+        tasks = training_tasks(wildcards.holdout, CUSTOM_HOLDOUTS)
+        lms = sorted({MODEL_SPECS[m].lm for m in models(wildcards) if MODEL_SPECS[m].instructed})
+        return {"pools": expand("results/trials/train/{task}.parquet", task=tasks),
+                "embeddings": [f"results/embeddings/{lm}.parquet" for lm in lms]}
+
+    return inputs
+
+
+def packed_params(models):
+    """What scripts/train_packed.py needs, per member (model, seed)."""
+    return dict(
+        members=lambda w: packed_members(models(w)),
+        specs=lambda w: {m: MODEL_SPECS[m] for m in models(w)},
+        training=lambda w: {m: train_settings(MODEL_SPECS[m]) for m in models(w)},
+        tasks=lambda w: training_tasks(w.holdout, CUSTOM_HOLDOUTS),
+        checkpoints=lambda w: [f"results/models/{w.holdout}/{m}/seed{s}/checkpoint.pt"
+                               for m, s in packed_members(models(w))],
+        hidden=config["training"].get("hidden", 256),
+        seed=config["seed"],
+        max_networks=PACKING["max_networks"],
+    )
+
+
+PACK_CONSTRAINTS = {
+    "holdout": "|".join(map(re.escape, config["holdouts"])),
+    "model": "|".join(map(re.escape, PACKED_MODELS)) or "(?!)",
+}
+
+
+if PACKING["by"] == "seeds" and PACKED_MODELS:
+
+    rule train_packed:
+        """Train the config's seeds of one (holdout, model) together (training.packing)."""
+        input:
+            unpack(packed_inputs(lambda w: [w.model])),
+        output:
+            model=expand("results/models/{{holdout}}/{{model}}/seed{seed}/model.pt", seed=SEEDS),
+            log=expand("results/models/{{holdout}}/{{model}}/seed{seed}/train_log.parquet", seed=SEEDS),
+        wildcard_constraints:
+            **PACK_CONSTRAINTS,
+        params:
+            **packed_params(lambda w: [w.model]),
+        threads: 2
+        resources:
+            gpu=1,
+            mem_mb=lambda w, attempt: JOB_MEM_MB["base"] * attempt,
+            runtime=lambda w, attempt: JOB_RUNTIME_MIN["train"] * attempt,
+        log:
+            "logs/models/{holdout}/{model}/packed.log",
+        benchmark:
+            "benchmarks/models/{holdout}/{model}/packed.tsv"
+        script:
+            "../../scripts/train_packed.py"
+
+    ruleorder: train_packed > train
+
+elif PACKING["by"] == "models" and PACKED_MODELS:
+
+    rule train_packed_models:
+        """Train every packable model x seed of the config on one holdout together."""
+        input:
+            unpack(packed_inputs(lambda w: PACKED_MODELS)),
+        output:
+            model=expand("results/models/{{holdout}}/{model}/seed{seed}/model.pt",
+                         model=PACKED_MODELS, seed=SEEDS),
+            log=expand("results/models/{{holdout}}/{model}/seed{seed}/train_log.parquet",
+                       model=PACKED_MODELS, seed=SEEDS),
+        wildcard_constraints:
+            holdout=PACK_CONSTRAINTS["holdout"],
+        params:
+            **packed_params(lambda w: PACKED_MODELS),
+        threads: 2
+        resources:
+            gpu=1,
+            mem_mb=lambda w, attempt: JOB_MEM_MB["base"] * attempt,
+            runtime=lambda w, attempt: JOB_RUNTIME_MIN["train"] * attempt,
+        log:
+            "logs/models/{holdout}/packed.log",
+        benchmark:
+            "benchmarks/models/{holdout}/packed.tsv"
+        script:
+            "../../scripts/train_packed.py"
+
+    ruleorder: train_packed_models > train

@@ -10,6 +10,8 @@ rule trial_pool:
     params:
         n=lambda w: config["trials"]["pools"][w.pool],
         seed=config["seed"],
+    # ~0.15 s per paper-sized pool: on a cluster, queueing a job would cost far more
+    localrule: True
     log:
         "logs/trials/{pool}/{task}.log",
     benchmark:
@@ -33,6 +35,7 @@ rule task_examples:
         ),
     params:
         tuning=config["trials"].get("tuning", 8.0),
+    localrule: True
     log:
         "logs/figures/task_examples.log",
     script:
@@ -53,6 +56,8 @@ rule con_thresholds:
     threads: 2
     resources:
         gpu=1,
+        mem_mb=lambda w, attempt: JOB_MEM_MB["base"] * attempt,
+        runtime=lambda w, attempt: JOB_RUNTIME_MIN["con_thresholds"] * attempt,
     log:
         "logs/tasks/con_thresholds.log",
     script:
