@@ -48,6 +48,7 @@ rule representations:
     threads: 2
     resources:
         gpu=1,
+        **stage_resources("representations"),
     log:
         "logs/representations/{holdout}/{model}/seed{seed}.log",
     benchmark:
@@ -158,6 +159,7 @@ rule units:
     threads: 2
     resources:
         gpu=1,
+        **stage_resources("units"),
     log:
         "logs/units/{holdout}/{model}/seed{seed}.log",
     benchmark:

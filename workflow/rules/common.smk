@@ -105,7 +105,19 @@ JOB_MEM_MB = {"base": 4000, "tuned": 12000, "tuned_large": 32000,
               "embed": 8000, "embed_large": 24000, "embed_bow": 2000}
 JOB_RUNTIME_MIN = {"train": 480, "train_tuned": 720, "train_tuned_large": 1440,
                    "evaluate": 60, "evaluate_tuned": 120, "evaluate_tuned_large": 240,
-                   "embed": 30, "embed_large": 60, "con_thresholds": 60}
+                   "embed": 30, "embed_large": 60, "con_thresholds": 60,
+                   # analyses and language production (paper scale, one GPU)
+                   "representations": 60, "units": 60, "decoder": 720,
+                   "motor_feedback": 720, "partner_eval": 60}
+
+
+def stage_resources(stage):
+    """mem_mb / runtime callables for a compute rule of the analysis and production
+    stages (base memory; runtime from JOB_RUNTIME_MIN; both grow with each retry)."""
+    return {
+        "mem_mb": lambda wildcards, attempt: JOB_MEM_MB["base"] * attempt,
+        "runtime": lambda wildcards, attempt: JOB_RUNTIME_MIN[stage] * attempt,
+    }
 
 
 def lm_is_large(lm):

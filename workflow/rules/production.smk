@@ -53,6 +53,7 @@ rule production_decoder:
     threads: 2
     resources:
         gpu=1,
+        **stage_resources("decoder"),
     log:
         "logs/production/{holdout}/{model}/seed{seed}/decoder.log",
     benchmark:
@@ -76,6 +77,7 @@ rule motor_feedback:
     threads: 2
     resources:
         gpu=1,
+        **stage_resources("motor_feedback"),
     log:
         "logs/production/{holdout}/{model}/seed{seed}/feedback.log",
     benchmark:
@@ -148,6 +150,7 @@ rule partner_eval:
     threads: 1
     resources:
         gpu=1,
+        **stage_resources("partner_eval"),
     log:
         "logs/production/{holdout}/{model}/seed{seed}/partners/{pholdout}/seed{pseed}.log",
     benchmark:
