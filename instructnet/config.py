@@ -59,11 +59,13 @@ def check_config(config: Mapping) -> Mapping:
 def _check_analysis(config: Mapping, custom, registry) -> None:
     """The analysis section (Figures 3, 4): holdouts and model exist, enough trials."""
     analysis = config.get("analysis") or {}
-    n, pool = analysis.get("trials", 250), config["trials"]["pools"]["eval"]
-    if n > pool:
+    # unset trial counts default to min(250 or 128, the eval pool): only explicit
+    # values can exceed the pool
+    n, pool = analysis.get("trials"), config["trials"]["pools"]["eval"]
+    if n is not None and n > pool:
         raise ValueError(f"analysis.trials ({n}) exceeds trials.pools.eval ({pool})")
     units = analysis.get("units") or {}
-    if units.get("trials", 128) > pool:
+    if units.get("trials") is not None and units["trials"] > pool:
         raise ValueError(f"analysis.units.trials ({units['trials']}) exceeds trials.pools.eval ({pool})")
     for key, name in (("analysis.pca_holdout", analysis.get("pca_holdout")),
                       ("analysis.units.holdout", units.get("holdout"))):

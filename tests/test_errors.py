@@ -97,3 +97,8 @@ def test_config_checks_name_the_culprit():
         check_config(base_config(trials={"pools": {"train": 10, "eval": 0}}))
     with pytest.raises(ConfigError, match="shadow"):
         check_config(base_config(custom_holdouts={"swap1": ["Go"]}))
+    # analysis trial counts: unset ones follow the eval pool, explicit ones must fit it
+    with pytest.raises(ConfigError, match=r"analysis.trials \(250\)"):
+        check_config(base_config(analysis={"trials": 250}))
+    with pytest.raises(ConfigError, match=r"analysis.units.trials \(99\)"):
+        check_config(base_config(analysis={"units": {"trials": 99}}))

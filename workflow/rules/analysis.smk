@@ -8,7 +8,7 @@
 #   results/units/{holdout}/{model}/seed{seed}/*.parquet           unit statistics
 
 ANALYSIS = config.get("analysis", {})
-ANALYSIS_TRIALS = ANALYSIS.get("trials", 250)
+ANALYSIS_TRIALS = ANALYSIS.get("trials") or min(250, config["trials"]["pools"]["eval"])
 SVM_C = ANALYSIS.get("svm_c", 1.0)
 PCA_HOLDOUT = ANALYSIS.get("pca_holdout", "swap9")
 _UNITS = ANALYSIS.get("units", {})
@@ -151,7 +151,7 @@ rule units:
         curves="results/units/{holdout}/{model}/seed{seed}/unit_curves.parquet",
         variance="results/units/{holdout}/{model}/seed{seed}/task_variance.parquet",
     params:
-        trials=_UNITS.get("trials", 128),
+        trials=_UNITS.get("trials") or min(128, config["trials"]["pools"]["eval"]),
         bins=_UNITS.get("bins", 8),
         max_clusters=_UNITS.get("max_clusters", 10),
         seed=config["seed"],
