@@ -14,7 +14,6 @@ speed-up over N unpacked steps.
 from __future__ import annotations
 
 import statistics
-import time
 
 import torch
 from torch import nn
@@ -22,26 +21,9 @@ from torch import nn
 from ..models.gru import ReluGRU
 from ..models.packed import PackedNetworks
 from ..training.packed import StackedAdam
+from .train_step import _time_steps
 
 N_IN, N_CONST, N_OUT, STEPS = 65, 64, 33, 150
-
-
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _times(step, repeats: int, warmup: int, device) -> list[float]:
-    for _ in range(warmup):
-        step()
-    out = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        step()
-        _sync(device)
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def _batch(n: int, batch_size: int, device, gen):
@@ -106,10 +88,10 @@ def run(networks=(1, 2, 4, 8), batch_size: int = 64, hidden: int = 256, repeats:
     networks = [int(n) for n in networks]
     if not networks or min(networks) < 1:
         raise ValueError(f"networks must be positive integers, got {networks}")
-    base = _times(unpacked_step(hidden, batch_size, device, seed), repeats, 2, device)
+    base = _time_steps(unpacked_step(hidden, batch_size, device, seed), repeats, 2, device)
     rows = []
     for n in networks:
-        t = _times(packed_step(n, hidden, batch_size, device, seed), repeats, 2, device)
+        t = _time_steps(packed_step(n, hidden, batch_size, device, seed), repeats, 2, device)
         med = statistics.median(t)
         rows.append({
             "networks": n,

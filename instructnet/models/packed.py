@@ -14,9 +14,8 @@ The recurrence is a custom :class:`torch.autograd.Function` with a hand-written
 backward through time — the same algorithm as :mod:`instructnet.models.gru` (gate
 slab ``[n | r | z | W_hn h + b_hn]``, the input projection of all steps in one matmul,
 blocked backward coefficients, weight gradients as one matmul over all steps), with
-every matmul batched over the network axis. It is written separately from ``gru.py``
-on purpose (that module is optimised for one network; this one must not depend on its
-internals). :func:`reference_packed_forward` is the plain autograd loop it is tested
+every matmul batched over the network axis; it shares ``gru.py``'s recycled CPU
+buffers and power-of-two gradient scaling. :func:`reference_packed_forward` is the plain autograd loop it is tested
 against. Plain torch ops only: CPU or CUDA, float32 or float64. On CPU, hidden states
 below the smallest normal float are flushed to zero and the backward scales its
 incoming gradient by a power of two (both for speed: denormal arithmetic is very slow
@@ -25,76 +24,22 @@ on CPU; neither changes values beyond the denormal range).
 
 from __future__ import annotations
 
-import math
-import threading
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from .gru import H0_VALUE, _POOL, _Lease, _grad_scale
 
 __all__ = [
     "H0_VALUE", "PackedNetworks", "PackedReluGRUFunction", "packed_relu_gru",
     "reference_packed_forward",
 ]
 
-H0_VALUE = 0.1  # initial hidden state of every unit (METHODS §5)
 BACKWARD_BLOCK = 32  # steps whose backward coefficients are computed together
 
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input
 _hardshrink_out = torch.ops.aten.hardshrink.out
-
-
-# --------------------------------------------------------------------------- buffers
-class _Pool:
-    """Recycled flat CPU work buffers (fresh multi-MB buffers are page-faulted in on
-    first touch, which costs more than the arithmetic on them). CUDA has a caching
-    allocator of its own and bypasses the pool."""
-
-    def __init__(self, per_key: int = 2):
-        self.per_key = per_key
-        self.free: dict[tuple, list[torch.Tensor]] = {}
-        self.lock = threading.RLock()
-
-    def get(self, shape, dtype, device) -> torch.Tensor:
-        if torch.device(device).type == "cpu":
-            key = (dtype, math.prod(shape), torch.is_inference_mode_enabled())
-            with self.lock:
-                free = self.free.get(key)
-                buf = free.pop() if free else None
-            if buf is not None:
-                return buf.view(shape)
-        return torch.empty(shape, dtype=dtype, device=device)
-
-    def put(self, t: torch.Tensor) -> None:
-        if t.device.type != "cpu":
-            return
-        key = (t.dtype, t.numel(), t.is_inference())
-        with self.lock:
-            free = self.free.setdefault(key, [])
-            if len(free) < self.per_key:
-                free.append(t.view(-1))
-
-    def clear(self) -> None:
-        with self.lock:
-            self.free.clear()
-
-
-_POOL = _Pool()
-
-
-class _Lease:
-    """Gives a buffer back to the pool when its holder (an autograd ctx) is freed."""
-
-    __slots__ = ("tensor",)
-
-    def __init__(self, tensor):
-        self.tensor = tensor
-
-    def __del__(self):
-        try:
-            _POOL.put(self.tensor)
-        except Exception:  # interpreter shutdown
-            pass
 
 
 # --------------------------------------------------------------------------- forward
@@ -145,18 +90,6 @@ def _forward(x, const, h0, w_ih, w_hh, b_ih, b_hh, pooled: bool):
         if flush:  # decaying units would otherwise pass through (very slow) denormals
             _hardshrink_out(ht, tiny, out=ht)
     return hbuf, s
-
-
-def _grad_scale(grad: torch.Tensor) -> float:
-    """A power of two lifting the largest incoming gradient to ~2**62 (CPU only): the
-    backward is linear in it, so scaling is exact and keeps products out of denormals."""
-    if grad.device.type != "cpu":
-        return 1.0
-    lo, hi = torch.aminmax(grad)
-    m = max(-float(lo), float(hi))
-    if not (m > 0.0 and math.isfinite(m)):
-        return 1.0
-    return float(2.0 ** max(0, min(100, 62 - math.frexp(m)[1])))
 
 
 class PackedReluGRUFunction(torch.autograd.Function):
