@@ -251,7 +251,7 @@ def test_inference_mode_then_training(path):
 
 # --------------------------------------------------------------------------- fused path
 def _paper_sized_grads(B=40, T=40, H=64, seed=4):
-    """float32 at training-like sizes: B=40 gives chunks of 32 and 8 rows."""
+    """float32 at training-like sizes: B=40 gives chunks of 16, 16 and 8 rows."""
     gen = torch.Generator().manual_seed(seed)
     m = ReluGRU(65, H, const_size=16)
     m.reset_parameters(gen)
@@ -301,6 +301,22 @@ def test_fused_results_do_not_depend_on_thread_count(monkeypatch):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * a.abs().max().item())
         else:
             assert torch.equal(a, b), i
+
+
+def test_fused_loops_run_on_several_threads(monkeypatch):
+    """The fused loops' row chunks really are spread over threads. at::parallel_for is
+    a header template that silently runs everything on the calling thread when the
+    extension is compiled without OpenMP, which the tests above could not notice."""
+    _select_path("fused", monkeypatch)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert fused_mod.ops().parallel_threads(2) == 2
+        assert fused_mod.ops().parallel_threads(1) == 1
+        torch.set_num_threads(1)
+        assert fused_mod.ops().parallel_threads(2) == 1
+    finally:
+        torch.set_num_threads(n)
 
 
 def test_fused_propagates_nan(monkeypatch):

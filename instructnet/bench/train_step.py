@@ -9,7 +9,8 @@ throughput, measured in the same run on a (9600×256)@(256×768) product (the sh
 the recurrent weight gradient), best of several. The fast path is compared with that
 floor and with the plain step-by-step autograd loop (:func:`reference_forward`); on CPU
 the fast path uses the fused C++ loops when they build (``fused_kernels`` in the
-output; ``INSTRUCTNET_FUSED_GRU=0`` measures the pure-torch fallback instead).
+output, ``fused_step_gemm`` saying what runs their per-step products;
+``INSTRUCTNET_FUSED_GRU=0`` measures the pure-torch fallback instead).
 Times are the best of ``repeats`` steps after warm-up (the machine may be shared;
 medians are reported too).
 """
@@ -131,6 +132,7 @@ def run(batch_size: int = 64, steps: int = 150, hidden: int = 256, repeats: int 
     t_ref = _time_steps(ref, n_ref, warmup=1, device=device)
     gflops = max(gflops, matmul_gflops(device))  # again after the steps (shared machines)
 
+    fused = str(device).startswith("cpu") and _fused.available()
     flops = step_flops(B, T, hidden)
     floor_s = flops["total"] / (gflops * 1e9)
     ms_fast, ms_ref = 1e3 * min(t_fast), 1e3 * min(t_ref)
@@ -140,7 +142,9 @@ def run(batch_size: int = 64, steps: int = 150, hidden: int = 256, repeats: int 
         "device": device,
         "torch_threads": torch.get_num_threads(),
         # which loops the fast path ran: the fused C++ kernels or the pure-torch fallback
-        "fused_kernels": str(device).startswith("cpu") and _fused.available(),
+        "fused_kernels": fused,
+        # the fused loops' per-step products: oneDNN's brgemm micro-kernel or ATen (MKL)
+        "fused_step_gemm": ("brgemm" if _fused.ops().brgemm_enabled() else "aten") if fused else None,
         "batch_size": B,
         "steps": T,
         "hidden": hidden,

@@ -33,7 +33,10 @@ __all__ = ["ENV_VAR", "available", "enabled", "ops"]
 
 ENV_VAR = "INSTRUCTNET_FUSED_GRU"
 SOURCE = Path(__file__).with_name("csrc") / "relu_gru.cpp"
-CFLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math"]
+# -fopenmp: at::parallel_for is a header template that only spreads work over threads
+# when the including file is compiled with OpenMP (torch's own runtime is used)
+CFLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
+LDFLAGS = ["-fopenmp"]
 _OPS_NAMESPACE = "instructnet_relu_gru"
 
 _lock = threading.Lock()
@@ -93,7 +96,7 @@ def _cpu_signature() -> str:
 
 def _build_name() -> str:
     h = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(CFLAGS).encode(), torch.__version__.encode(),
+    for part in (SOURCE.read_bytes(), " ".join(CFLAGS + LDFLAGS).encode(), torch.__version__.encode(),
                  sys.version.encode(), _cpu_signature().encode()):
         h.update(part)
         h.update(b"\0")
@@ -116,7 +119,8 @@ def _load() -> None:
             if stale.exists():
                 stale.unlink()
             cpp_extension.load(
-                name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS,
+                name=name, sources=[str(SOURCE)], extra_cflags=list(CFLAGS),
+                extra_ldflags=list(LDFLAGS),  # copies: torch appends to these lists
                 build_directory=str(build_dir), is_python_module=False, verbose=False,
             )
         finally:

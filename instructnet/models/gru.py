@@ -21,12 +21,15 @@ The loops over time steps have two implementations with the same buffers and res
 
 * **fused** (CPU, float32/float64; ``csrc/relu_gru.cpp``, compiled on first use, see
   :mod:`instructnet.models._fused`): the whole loop runs in C++; per step one recurrent
-  matmul (MKL through ATen, into a preallocated buffer) and one vectorised pass for all
+  matmul (float32: oneDNN's brgemm micro-kernel, which unlike MKL keeps its speed
+  when several threads run one each; float64: MKL through ATen; into a preallocated
+  buffer) and one vectorised pass for all
   gate arithmetic, forward (r, z, n, h' and what the backward needs) and backward (the
   four gate gradients, the next step's dh and the running bias-gradient sum). Batch
   rows are independent through the recurrence, so fixed chunks of
-  :data:`FUSED_CHUNK_ROWS` rows run on separate threads without any synchronisation
-  inside the loop (the per-step matmuls then run single-threaded); the chunking does
+  :data:`FUSED_CHUNK_ROWS` rows run on separate threads (OpenMP, torch's intra-op
+  threads) without any synchronisation inside the loop (the per-step matmuls then run
+  single-threaded); the chunking does
   not depend on the thread count, so neither do the loops' results.
 * **pure torch** (CUDA, other dtypes, or when the C++ build is unavailable or disabled
   with ``INSTRUCTNET_FUSED_GRU=0``): seven in-place/``out=`` ops per forward step
@@ -136,7 +139,7 @@ class _Lease:
 
 # --------------------------------------------------------------------------- forward
 # Fused path: batch rows per independently-run chunk (one thread each, see csrc/).
-FUSED_CHUNK_ROWS = 32
+FUSED_CHUNK_ROWS = 16
 
 
 def _use_fused(t: torch.Tensor) -> bool:
