@@ -394,3 +394,32 @@ def test_concurrent_first_builds_share_one_compilation(tmp_path):
     assert torch.equal(torch.load(tmp_path / "out0.pt"), torch.load(tmp_path / "out1.pt"))
     assert len(list((tmp_path / name).glob("*.so"))) == 1
     assert not (tmp_path / name / "lock").exists()
+
+
+@pytest.mark.skipif(not HAVE_COMPILER or sys.platform == "win32", reason="needs a compiler, POSIX")
+def test_build_without_openmp_when_the_compiler_lacks_it(tmp_path):
+    """A compiler that rejects the OpenMP flags (Apple's clang rejects -fopenmp) still
+    gets the fused loops, built without OpenMP: one warning, chunks on one thread,
+    the same results as the reference."""
+    script = textwrap.dedent("""
+        import warnings, torch
+        import instructnet.models._fused as f
+        from instructnet.models.gru import ReluGRU, reference_forward
+        f.OPENMP_FLAGS = ["-fopenmp", "-fno-such-option-for-instructnet"]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert f.available(), f._error
+        msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+        assert len(msgs) == 1 and "without it" in msgs[0], msgs
+        torch.set_num_threads(2)
+        assert f.ops().parallel_threads(2) == 1
+        torch.manual_seed(0)
+        m = ReluGRU(5, 16, const_size=3).double()
+        x, c = torch.rand(40, 20, 5, dtype=torch.float64), torch.rand(40, 3, dtype=torch.float64)
+        torch.testing.assert_close(m(x, c), reference_forward(m, x, c), rtol=1e-12, atol=1e-12)
+    """)
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path), fused_mod.ENV_VAR: "1"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / fused_mod._build_name(openmp=False)).is_dir()

@@ -11,8 +11,12 @@ first use with :func:`torch.utils.cpp_extension.load` and loaded as the operator
   the build directory: one compiles (~10 s), the others wait and load its result. The
   lock dies with its process, so a job killed mid-compilation cannot block later ones
   (torch's own lock file, which would, is removed under this lock).
-* Any failure (no compiler, no write access, a compile error, a non-POSIX system) gives
-  one warning and :func:`available` returns False: callers use the pure-torch path.
+* Built with OpenMP (``-fopenmp``), so that the loops' row chunks run on torch's
+  intra-op threads. A compiler without OpenMP support (e.g. Apple's clang) gets a
+  second build without it: the fused loops then run on one thread, with one warning.
+* Any other failure (no compiler, no write access, a compile error, a non-POSIX system)
+  gives one warning and :func:`available` returns False: callers use the pure-torch
+  path.
 * ``INSTRUCTNET_FUSED_GRU=0`` (or false/no/off) disables the fused loops without
   compiling anything; it is read at every call.
 """
@@ -33,10 +37,11 @@ __all__ = ["ENV_VAR", "available", "enabled", "ops"]
 
 ENV_VAR = "INSTRUCTNET_FUSED_GRU"
 SOURCE = Path(__file__).with_name("csrc") / "relu_gru.cpp"
-# -fopenmp: at::parallel_for is a header template that only spreads work over threads
-# when the including file is compiled with OpenMP (torch's own runtime is used)
-CFLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
-LDFLAGS = ["-fopenmp"]
+CFLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fno-math-errno",
+          "-fno-trapping-math"]
+# at::parallel_for is a header template that only spreads work over threads when the
+# including file is compiled with OpenMP (at run time torch's own OpenMP runtime is used)
+OPENMP_FLAGS = ["-fopenmp"]
 _OPS_NAMESPACE = "instructnet_relu_gru"
 
 _lock = threading.Lock()
@@ -63,11 +68,9 @@ def available() -> bool:
                 except Exception as exc:  # any failure: fall back, once, with one warning
                     _error = f"{type(exc).__name__}: {exc}"
                     _state = False
-                    lines = _error.splitlines()
-                    detail = next((ln for ln in lines if "error:" in ln), lines[0])
                     warnings.warn(
                         "instructnet: the fused C++ ReLU-GRU loops could not be built or "
-                        f"loaded ({detail.strip()[:300]}); using the pure-torch "
+                        f"loaded ({_first_error_line(exc)}); using the pure-torch "
                         f"recurrence (same results, slower on CPU). Set {ENV_VAR}=0 to "
                         "silence this.", RuntimeWarning, stacklevel=3)
     return _state
@@ -94,21 +97,40 @@ def _cpu_signature() -> str:
     return "\n".join(parts)
 
 
-def _build_name() -> str:
+def _build_name(openmp: bool = True) -> str:
+    flags = CFLAGS + (OPENMP_FLAGS if openmp else [])
     h = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(CFLAGS + LDFLAGS).encode(), torch.__version__.encode(),
+    for part in (SOURCE.read_bytes(), " ".join(flags).encode(), torch.__version__.encode(),
                  sys.version.encode(), _cpu_signature().encode()):
         h.update(part)
         h.update(b"\0")
     return f"{_OPS_NAMESPACE}_{h.hexdigest()[:16]}"
 
 
+def _first_error_line(exc: BaseException) -> str:
+    lines = f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__]
+    return next((ln for ln in lines if "error:" in ln), lines[0]).strip()[:300]
+
+
 def _load() -> None:
+    """Build (or load the cached build) with OpenMP; without it if that fails."""
+    try:
+        _build(openmp=True)
+    except Exception as exc:
+        _build(openmp=False)  # raises in turn if the compiler cannot build it at all
+        warnings.warn(
+            "instructnet: the fused C++ ReLU-GRU loops could not be built with OpenMP "
+            f"({_first_error_line(exc)}); built without it, so their row chunks run on "
+            "one thread.", RuntimeWarning, stacklevel=4)
+
+
+def _build(openmp: bool) -> None:
     import fcntl  # POSIX only: elsewhere the ImportError means "fall back"
 
     from torch.utils import cpp_extension
 
-    name = _build_name()
+    name = _build_name(openmp)
+    flags = OPENMP_FLAGS if openmp else []
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
     build_dir = Path(root) / name
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -118,10 +140,10 @@ def _load() -> None:
             stale = build_dir / "lock"  # torch's FileBaton, left behind by a killed build
             if stale.exists():
                 stale.unlink()
-            cpp_extension.load(
-                name=name, sources=[str(SOURCE)], extra_cflags=list(CFLAGS),
-                extra_ldflags=list(LDFLAGS),  # copies: torch appends to these lists
-                build_directory=str(build_dir), is_python_module=False, verbose=False,
+            cpp_extension.load(  # fresh lists: torch appends to extra_ldflags in place
+                name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS + flags,
+                extra_ldflags=list(flags), build_directory=str(build_dir),
+                is_python_module=False, verbose=False,
             )
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
