@@ -37,8 +37,9 @@ __all__ = ["ENV_VAR", "available", "enabled", "ops"]
 
 ENV_VAR = "INSTRUCTNET_FUSED_GRU"
 SOURCE = Path(__file__).with_name("csrc") / "relu_gru.cpp"
-CFLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fno-math-errno",
-          "-fno-trapping-math"]
+CFLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math"]
+if platform.machine().lower() in ("x86_64", "amd64"):  # an x86-only option
+    CFLAGS.append("-mprefer-vector-width=512")  # AVX-512 CPUs: vectorise 16 floats wide
 # at::parallel_for is a header template that only spreads work over threads when the
 # including file is compiled with OpenMP (at run time torch's own OpenMP runtime is used)
 OPENMP_FLAGS = ["-fopenmp"]
