@@ -10,7 +10,7 @@ CORES  ?= 2
 # The CPU build of torch; an unpinned torch pulls several GB of CUDA packages.
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup run test bench report clean
+.PHONY: setup run test bench report gpu-check clean
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,11 @@ report: setup
 
 bench: setup
 	$(BIN)/python -m instructnet.bench trials
+
+# On a machine with a CUDA GPU: the CUDA tests and the GPU measurements (about 6-8
+# minutes) -> results/bench/gpu.json and a short summary; without one, one line.
+gpu-check: setup
+	$(BIN)/python -m instructnet.bench gpu
 
 clean:
 	rm -rf results .snakemake

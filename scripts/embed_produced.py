@@ -17,5 +17,5 @@ embed_produced_job(
     corpus_path=snakemake.input.corpus,
     out=snakemake.output[0],
     batch_size=snakemake.params.batch_size,
-    device="cuda" if torch.cuda.is_available() else "cpu",
+    device="cpu",  # a few hundred produced sentences: no GPU requested (rule)
 )

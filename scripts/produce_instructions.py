@@ -22,5 +22,5 @@ produce_job(
     base_seed=snakemake.params.seed,
     holdout=w.holdout, model=w.model, seed=int(w.seed),
     out=snakemake.output[0], custom=snakemake.params.custom,
-    device="cuda" if torch.cuda.is_available() else "cpu",
+    device="cpu",  # greedy decoding of a few sentences per task: no GPU requested (rule)
 )

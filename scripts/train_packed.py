@@ -38,4 +38,5 @@ train_pack(
     hidden=p.hidden,
     device="cuda" if torch.cuda.is_available() else "cpu",
     max_networks=p.max_networks,
+    cuda_graphs=p.cuda_graphs,
 )

@@ -5,6 +5,7 @@ embed       seconds to embed the 1000 shipped sentences with sbertnet_minilm on 
 train-step  ms per training step (64 x 150 steps, 256 units) vs the matmul floor;
             --networks N (or 1,2,4,8): trial-steps/s of N networks trained packed
 ccgp        seconds for the representations and CCGP of one model over all layers
+gpu         `make gpu-check`: CUDA tests and GPU measurements -> results/bench/gpu.json
 """
 
 from __future__ import annotations
@@ -48,7 +49,16 @@ def main(argv=None) -> None:
     cg.add_argument("--lm-layers", type=int, default=7)
     cg.add_argument("--lm-dim", type=int, default=384)
     cg.add_argument("--threads", type=int, default=2)
+    g = sub.add_parser("gpu", help="validate and measure the CUDA path (make gpu-check)")
+    g.add_argument("--out", default="results/bench/gpu.json")
+    g.add_argument("--sections", default=",".join(("cuda_tests", "ceilings", "train_step",
+                                                   "packed", "pipeline", "training")),
+                   help="comma-separated subset of the sections, in order")
     args = parser.parse_args(argv)
+    if args.name == "gpu":
+        from .gpu import run as run_gpu
+
+        raise SystemExit(run_gpu(args.out, [s for s in args.sections.split(",") if s]))
     if args.name == "ccgp":
         from .ccgp import run as run_ccgp
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..models.gru import ReluGRU
-from ..models.packed import PackedNetworks
+from ..models.packed import PackedNetworks, graph_packed
 from ..training.packed import StackedAdam
 from .train_step import _time_steps
 
@@ -62,8 +62,10 @@ def unpacked_step(hidden: int, batch_size: int, device, seed: int = 0):
     return step
 
 
-def packed_step(networks: int, hidden: int, batch_size: int, device, seed: int = 0):
-    """One stacked training step of ``networks`` networks."""
+def packed_step(networks: int, hidden: int, batch_size: int, device, seed: int = 0,
+                graphs: bool = False):
+    """One stacked training step of ``networks`` networks (``graphs``: the recurrence's
+    forward and backward as CUDA graphs, :func:`~instructnet.models.packed.graph_packed`)."""
     torch.manual_seed(seed)
     nets = [_Net(hidden) for _ in range(networks)]
     packed = PackedNetworks.from_models(nets).to(device)
@@ -72,11 +74,15 @@ def packed_step(networks: int, hidden: int, batch_size: int, device, seed: int =
                        [torch.zeros_like(p) for p in params], [0] * networks)
     b = _batch(networks, batch_size, device, torch.Generator(device=device).manual_seed(seed))
     lr = [1e-3] * networks
+    if graphs:
+        core = graph_packed(packed, b["x"], b["const"])
+    else:
+        core = lambda x, c: packed(x, c)[0]  # noqa: E731
 
     def step():
         for p in params:
             p.grad = None
-        out, _ = packed(b["x"], b["const"])
+        out = core(b["x"], b["const"])
         (b["mask"] * (out - b["target"]).square()).mean(dim=(1, 2, 3)).sum().backward()
         adam.step(lr)
 
@@ -84,22 +90,30 @@ def packed_step(networks: int, hidden: int, batch_size: int, device, seed: int =
 
 
 def run(networks=(1, 2, 4, 8), batch_size: int = 64, hidden: int = 256, repeats: int = 5,
-        device: str = "cpu", seed: int = 0) -> dict:
+        device: str = "cpu", seed: int = 0, graphs: bool = False) -> dict:
     networks = [int(n) for n in networks]
     if not networks or min(networks) < 1:
         raise ValueError(f"networks must be positive integers, got {networks}")
+    cuda = str(device).startswith("cuda")
     base = _time_steps(unpacked_step(hidden, batch_size, device, seed), repeats, 2, device)
     rows = []
     for n in networks:
-        t = _time_steps(packed_step(n, hidden, batch_size, device, seed), repeats, 2, device)
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        t = _time_steps(packed_step(n, hidden, batch_size, device, seed, graphs), repeats, 2,
+                        device)
         med = statistics.median(t)
-        rows.append({
+        row = {
             "networks": n,
             "ms_per_step_median": round(1e3 * med, 2),
             "ms_per_step_best": round(1e3 * min(t), 2),
             "trial_steps_per_s": round(n * batch_size / med, 1),
             "speedup_vs_unpacked": round(n * statistics.median(base) / med, 3),
-        })
+        }
+        if cuda:
+            row["gpu_memory_peak_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+        rows.append(row)
     base_med = statistics.median(base)
     return {
         "benchmark": "train-step --networks",
@@ -110,6 +124,7 @@ def run(networks=(1, 2, 4, 8), batch_size: int = 64, hidden: int = 256, repeats:
         "steps": STEPS,
         "hidden": hidden,
         "repeats": repeats,
+        "cuda_graphs": bool(graphs),
         "unpacked": {"ms_per_step_median": round(1e3 * base_med, 2),
                      "ms_per_step_best": round(1e3 * min(base), 2),
                      "trial_steps_per_s": round(batch_size / base_med, 1)},

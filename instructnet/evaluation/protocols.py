@@ -89,8 +89,10 @@ def _instructed(model, instructed: bool | None) -> bool:
 
 
 def _streams(seed: int, task: str, repeat: int, device: torch.device):
+    """Portable streams (see draw_batch): numpy for trial and sentence draws, a CPU
+    generator for the noise, so that every device scores the same trials."""
     rng = np.random.default_rng(seed_int(seed, "heldout", task, repeat))
-    noise = torch.Generator(device=device).manual_seed(seed_int(seed, "heldout-noise", task, repeat))
+    noise = torch.Generator().manual_seed(seed_int(seed, "heldout-noise", task, repeat))
     return rng, noise
 
 

@@ -32,7 +32,7 @@ from torch import nn
 from .gru import H0_VALUE, _POOL, _Lease, _grad_scale
 
 __all__ = [
-    "H0_VALUE", "PackedNetworks", "PackedReluGRUFunction", "packed_relu_gru",
+    "H0_VALUE", "PackedNetworks", "PackedReluGRUFunction", "graph_packed", "packed_relu_gru",
     "reference_packed_forward",
 ]
 
@@ -315,3 +315,36 @@ class PackedNetworks(nn.Module):
         logits = torch.baddbmm(self.readout_bias.unsqueeze(1), hidden.reshape(N, T * B, H),
                                self.readout_weight.transpose(1, 2))
         return torch.sigmoid(logits).view(N, T, B, -1), hidden
+
+
+# --------------------------------------------------------------------------- CUDA graphs
+class _PackedOutputs(nn.Module):
+    """``packed(x, const)``'s outputs alone (what a training step differentiates)."""
+
+    def __init__(self, packed: PackedNetworks):
+        super().__init__()
+        self.packed = packed
+
+    def forward(self, x: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
+        return self.packed(x, const)[0]
+
+
+def graph_packed(packed: PackedNetworks, x: torch.Tensor, const: torch.Tensor,
+                 warmup: int = 3):
+    """``f(x, const) -> outputs (N, T, B, 33)`` for the packed networks, its forward and
+    its backward each captured once as a CUDA graph and replayed at every call
+    (``torch.cuda.make_graphed_callables``): the ~1,300 small kernels of the 150-step
+    recurrence then cost one launch each way instead of one Python dispatch each.
+
+    ``x`` is the input buffer the caller fills before each call (any tensor of its
+    shape works, at the price of a copy); ``const`` is a sample of the task vectors
+    (shape only). Gradients reach the packed parameters and ``const`` (so trainable
+    encoders learn) exactly as in the eager call. The graphs read the parameters in
+    place: an optimiser that updates them in place is fine; replacing them (e.g.
+    :meth:`PackedNetworks.select`) needs a new graph.
+    """
+    if x.device.type != "cuda":
+        raise ValueError("CUDA graphs need CUDA tensors")
+    sample = (x.detach(), const.detach().clone().requires_grad_(True))
+    core = _PackedOutputs(packed)
+    return torch.cuda.make_graphed_callables(core, sample, num_warmup_iters=warmup)

@@ -81,7 +81,7 @@ def partner_accuracy(
                 pool = pools[task].to(device)
                 for repeat in range(repeats):
                     rng = np.random.default_rng(seed_int(seed, "partner", task, repeat))
-                    noise = torch.Generator(device=device).manual_seed(
+                    noise = torch.Generator().manual_seed(  # portable: any device, same trials
                         seed_int(seed, "partner-noise", task, repeat))
                     trials, _, r = draw_batch(rng, noise, pool, None, batch_size)
                     for source in SOURCES:

@@ -28,11 +28,11 @@ __all__ = [
     "N_OUTPUTS", "N_STEPS", "STRUCTURE", "TASKS", "UnknownTaskError", "check_task",
     "compositional_references", "TrialCountError", "derive_seed", "generate_pool",
     "generate_trials", "HOLDOUTS", "UnknownHoldoutError", "held_out", "holdout_registry",
-    "training_tasks", "Rendered", "TrialBatch", "is_correct", "render", "TrialTableError",
+    "training_tasks", "Rendered", "TrialBatch", "is_correct", "render", "draw_noise", "TrialTableError",
     "read_trials", "write_trials", "ConThresholds", "ThresholdTableError",
 ]
 
-_TORCH_NAMES = {"Rendered", "TrialBatch", "is_correct", "render"}
+_TORCH_NAMES = {"Rendered", "TrialBatch", "is_correct", "render", "draw_noise"}
 
 
 def __getattr__(name):

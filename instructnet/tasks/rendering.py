@@ -111,6 +111,13 @@ class TrialBatch:
         """Select trials (an index tensor, a slice or a boolean mask)."""
         return TrialBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
+    @classmethod
+    def cat(cls, batches) -> "TrialBatch":
+        """One batch holding ``batches``' trials in order (all on one device)."""
+        batches = list(batches)
+        return cls(**{f.name: torch.cat([getattr(b, f.name) for b in batches])
+                      for f in fields(cls)})
+
     def to(self, device) -> "TrialBatch":
         return TrialBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
@@ -130,10 +137,20 @@ def _as_batch(trials, device=None) -> TrialBatch:
     return trials
 
 
+def draw_noise(batch_size: int, generator: torch.Generator | None = None,
+               device: str | torch.device | None = None) -> torch.Tensor:
+    """Standard-normal input noise ``(B, 150, 64)`` for the stimulus units of a batch,
+    drawn from ``generator`` on the generator's own device (so a CPU generator gives
+    the same numbers whichever device the batch lives on), then moved to ``device``."""
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    eps = torch.randn(batch_size, N_STEPS, 2 * N_RING, generator=generator, device=gen_device)
+    return eps if device is None else eps.to(device)
+
+
 def render(
     trials: TrialBatch | pd.DataFrame,
     *,
-    noise: bool = True,
+    noise: bool | torch.Tensor = True,
     generator: torch.Generator | None = None,
     tuning: float = DEFAULT_TUNING,
     device: str | torch.device | None = None,
@@ -141,9 +158,12 @@ def render(
     """Render inputs, targets and loss mask for a batch of trials.
 
     With ``noise=True`` every stimulus input unit gets independent Gaussian noise of
-    the trial's ``sigma`` at every step, drawn from ``generator`` (which must live on
-    the batch's device); the fixation input gets none. ``noise=False`` gives the
-    noise-free rendering used by tests and plots.
+    the trial's ``sigma`` at every step, drawn from ``generator`` (:func:`draw_noise`:
+    on the generator's device, then moved to the batch's); the fixation input gets
+    none. ``noise`` may also be that standard-normal tensor ``(B, 150, 64)`` itself,
+    drawn beforehand. ``noise=False`` gives the noise-free rendering used by tests and
+    plots. Only device-side ops: rendering a batch on a GPU moves nothing to or from
+    the host (unless a CPU generator draws its noise).
     """
     b = _as_batch(trials, device)
     dev, dtype = b.device, torch.float32
@@ -161,8 +181,12 @@ def render(
     pattern[:, 1:3, 1 : 1 + N_RING] = bumps[:, :2]
     pattern[:, 3:5, 1 + N_RING :] = bumps[:, 2:]
     inputs = torch.bmm(active.transpose(1, 2), pattern)  # (B, T, 65)
-    if noise:
-        eps = torch.randn(B, T, 2 * N_RING, generator=generator, device=dev, dtype=dtype)
+    if isinstance(noise, torch.Tensor):
+        if noise.shape != (B, T, 2 * N_RING):
+            raise ValueError(f"noise must be ({B}, {T}, {2 * N_RING}), got {tuple(noise.shape)}")
+        inputs[:, :, 1:].addcmul_(noise.to(dev), b.sigma.view(B, 1, 1))
+    elif noise:
+        eps = draw_noise(B, generator, dev)
         inputs[:, :, 1:].addcmul_(eps, b.sigma.view(B, 1, 1))
 
     # Targets and mask are piecewise constant in time: look each step's row up in a
@@ -177,11 +201,10 @@ def render(
 
     # Loss mask: 1 before go; 0 for the grace steps; then 10 (fixation) / 5 (ring).
     late = (t >= (b.go_on + GRACE_STEPS).unsqueeze(-1)).long()
-    weights = torch.tensor(
-        [[1.0] * N_OUTPUTS, [0.0] * N_OUTPUTS, [MASK_FIX] + [MASK_RING] * N_RING],
-        device=dev,
-        dtype=dtype,
-    )
+    weights = torch.ones(3, N_OUTPUTS, device=dev, dtype=dtype)  # filled on the device
+    weights[1] = 0.0
+    weights[2, 0] = MASK_FIX
+    weights[2, 1:] = MASK_RING
     mask = torch.nn.functional.embedding(go + late, weights)
     return Rendered(inputs=inputs, targets=targets, mask=mask)
 

@@ -107,8 +107,36 @@ class TrainingData:
                 raise ValueError(f"no training instructions for tasks: {', '.join(missing)}")
 
 
+def sample_batch(
+    rng: np.random.Generator | None,
+    noise: torch.Generator,
+    pool: TrialBatch,
+    choices: torch.Tensor | None,
+    batch_size: int,
+    indices_only: bool = False,
+):
+    """The trials of one batch (indices into ``pool``, with replacement) and, for
+    instructed models, one instruction row per trial from ``choices``; see
+    :func:`draw_batch` for the two kinds of random streams. Returns (trials, rows or
+    None), or (the trials' indices into ``pool``, rows or None) if ``indices_only``."""
+    if rng is None:  # device streams: drawn where the pool lives, nothing crosses to the host
+        idx = torch.randint(0, len(pool), (batch_size,), generator=noise, device=pool.device)
+    else:
+        idx = torch.as_tensor(rng.integers(0, len(pool), batch_size), device=pool.device)
+    trials = idx if indices_only else pool[idx]
+    sentence_idx = None
+    if choices is not None:
+        if rng is None:
+            pick = torch.randint(0, len(choices), (batch_size,), generator=noise,
+                                 device=choices.device)
+        else:
+            pick = torch.as_tensor(rng.integers(0, len(choices), batch_size), device=choices.device)
+        sentence_idx = choices[pick]
+    return trials, sentence_idx
+
+
 def draw_batch(
-    rng: np.random.Generator,
+    rng: np.random.Generator | None,
     noise: torch.Generator,
     pool: TrialBatch,
     choices: torch.Tensor | None,
@@ -116,14 +144,29 @@ def draw_batch(
 ):
     """One batch of a task: trial indices from its pool (with replacement), then one
     instruction row per trial from ``choices`` (instructed models), then rendering with
-    fresh noise. Returns (trials, sentence rows or None, rendered tensors)."""
-    idx = torch.as_tensor(rng.integers(0, len(pool), batch_size), device=pool.device)
-    trials = pool[idx]
-    sentence_idx = None
-    if choices is not None:
-        pick = rng.integers(0, len(choices), batch_size)
-        sentence_idx = choices[torch.as_tensor(pick, device=choices.device)]
+    fresh noise. Returns (trials, sentence rows or None, rendered tensors).
+
+    Two kinds of random streams:
+
+    * **device** (``rng`` None; training): indices, instruction picks and input noise
+      all come from the torch generator ``noise``, which lives on the pool's device, so
+      a training step moves nothing between host and device;
+    * **portable** (``rng`` a numpy Generator; evaluation): indices and picks come from
+      ``rng`` and the noise from ``noise`` on *its* device; with a CPU generator the
+      batch is the same whichever device renders it (a GPU scores the trials a CPU
+      would).
+    """
+    trials, sentence_idx = sample_batch(rng, noise, pool, choices, batch_size)
     return trials, sentence_idx, render(trials, noise=True, generator=noise)
+
+
+def check_finite(label: str, epoch: int, tasks: Sequence[str], losses: np.ndarray) -> None:
+    """Raise :class:`TrainingDiverged` naming the first batch of an epoch (``epoch``
+    finished epochs before it) whose loss is NaN or infinite."""
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if len(bad):
+        raise TrainingDiverged(f"{label}: loss became {float(losses[bad[0]])} in epoch "
+                               f"{epoch + 1} on task {tasks[bad[0]]} (batch {bad[0] + 1})")
 
 
 def _task_schedule(rng: np.random.Generator, n_tasks: int, n_batches: int) -> np.ndarray:
@@ -204,25 +247,25 @@ class Trainer:
         self.rows = list(state["rows"])
 
     # -- one batch -------------------------------------------------------------------
-    def step(self, task: str) -> tuple[float, float]:
+    def step(self, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training batch of ``task``; returns its loss and accuracy as 0-d tensors
+        on the training device. Nothing here waits for the device or copies between
+        host and device (the batch is drawn on the device, see :func:`draw_batch`);
+        the epoch reads the values back once, at its end."""
         cfg = self.config
         choices = self.sentences[task] if self.sentences is not None else None
-        trials, sentence_idx, r = draw_batch(
-            self.rng, self.noise, self.pools[task], choices, cfg.batch_size)
+        trials, sentence_idx, r = draw_batch(None, self.noise, self.pools[task], choices,
+                                             cfg.batch_size)
         task_idx = torch.full((cfg.batch_size,), TASK_INDEX[task], device=self.device)
         outputs, _ = self.model(r.inputs, self.model.task_vectors(task_idx, sentence_idx))
         loss = masked_mse(outputs, r.targets, r.mask)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"{self.label}: loss became {loss.item()} in epoch {self.epoch + 1} on task {task}"
-            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
         accuracy = is_correct(outputs.detach(), trials).float().mean()
-        return loss.item(), accuracy.item()
+        return loss.detach(), accuracy
 
     # -- one epoch -------------------------------------------------------------------
     def run_epoch(self, progress: bool = True) -> pd.DataFrame:
@@ -230,32 +273,33 @@ class Trainer:
         tasks = list(self.data.tasks)
         schedule = _task_schedule(self.rng, len(tasks), cfg.batches_per_epoch)
         lr = self.optimizer.param_groups[0]["lr"]  # the sensorimotor parameters' rate
-        losses = {t: [] for t in tasks}
-        accs = {t: [] for t in tasks}
+        # per-batch loss and accuracy stay on the device until the epoch ends
+        losses = torch.empty(len(schedule), device=self.device)
+        accs = torch.empty(len(schedule), device=self.device)
         start = time.perf_counter()
         bar = tqdm(schedule, desc=f"{self.label} epoch {self.epoch + 1}", disable=not progress,
                    mininterval=5, leave=False)
         self.model.train()
-        for k in bar:
-            loss, acc = self.step(tasks[k])
-            losses[tasks[k]].append(loss)
-            accs[tasks[k]].append(acc)
+        for b, k in enumerate(bar):
+            losses[b], accs[b] = self.step(tasks[k])
+        losses, accs = losses.cpu().numpy().astype(np.float64), accs.cpu().numpy().astype(np.float64)
         seconds = time.perf_counter() - start
+        check_finite(self.label, self.epoch, [tasks[k] for k in schedule], losses)
         self.scheduler.step()
         self.epoch += 1
-        rows = [
-            {
+        rows = []
+        for i, t in enumerate(tasks):
+            sel = schedule == i
+            rows.append({
                 "epoch": self.epoch,
                 "task": t,
-                "loss": float(np.mean(losses[t])) if losses[t] else float("nan"),
-                "accuracy": float(np.mean(accs[t])) if accs[t] else float("nan"),
-                "batches": len(accs[t]),
+                "loss": float(np.mean(losses[sel])) if sel.any() else float("nan"),
+                "accuracy": float(np.mean(accs[sel])) if sel.any() else float("nan"),
+                "batches": int(sel.sum()),
                 "lr": lr,
                 "seconds": seconds,
                 "trials_per_s": cfg.batches_per_epoch * cfg.batch_size / seconds,
-            }
-            for t in tasks
-        ]
+            })
         self.rows.extend(rows)
         return pd.DataFrame(rows)
 

@@ -34,18 +34,21 @@ from tqdm import tqdm
 
 from ..embeddings import read_embeddings
 from ..models.network import SensorimotorModel, build_model
-from ..models.packed import PackedNetworks
+from ..models.encoders import TASK_DIM
+from ..models.packed import PackedNetworks, graph_packed
 from ..models.spec import ModelSpec
 from ..tasks import TrialBatch, is_correct, read_trials
+from ..tasks.constants import N_INPUTS, N_OUTPUTS, N_RING, N_STEPS
+from ..tasks.rendering import draw_noise, render
 from ..tasks.constants import TASK_INDEX
 from .loop import (
     TrainConfig,
     TrainingConfigError,
     TrainingData,
-    TrainingDiverged,
     _save_atomic,
     _task_schedule,
-    draw_batch,
+    check_finite,
+    sample_batch,
 )
 from .run import instruction_rows, save_model, seed_int
 
@@ -64,7 +67,10 @@ class StackedAdam:
 
     The update is torch.optim.Adam's (no weight decay, no amsgrad) applied to each
     network's slice: ``m ← lerp(m, g, 1 − β1)``, ``v ← β2 v + (1 − β2) g²``,
-    ``p ← p − lr / (1 − β1^t) · m / (√v / √(1 − β2^t) + ε)``.
+    ``p ← p − lr / (1 − β1^t) · m / (√v / √(1 − β2^t) + ε)``. The per-network step
+    counts and bias corrections live on the parameters' device (float64, as Adam's
+    own Python-float arithmetic), so a step moves nothing between host and device;
+    the rates are copied there only when they change (once per epoch).
     """
 
     def __init__(self, params: Sequence[torch.Tensor], exp_avg, exp_avg_sq, steps: Sequence[int],
@@ -72,18 +78,29 @@ class StackedAdam:
         self.params = list(params)
         self.exp_avg = list(exp_avg)
         self.exp_avg_sq = list(exp_avg_sq)
-        self.steps = list(steps)
         self.beta1, self.beta2 = betas
         self.eps = eps
+        dev = self.params[0].device
+        self._steps = torch.tensor([float(s) for s in steps], dtype=torch.float64).to(dev)
+        self._lr: list[float] | None = None
+        self._lr_dev = None
+
+    @property
+    def steps(self) -> list[int]:
+        """Each network's step count (reads the device)."""
+        return [int(s) for s in self._steps.tolist()]
 
     @torch.no_grad()
     def step(self, lr: Sequence[float]) -> None:
-        self.steps = [s + 1 for s in self.steps]
+        lr = [float(r) for r in lr]
+        if lr != self._lr:  # once per epoch: the schedules change the rates per epoch
+            self._lr = lr
+            self._lr_dev = torch.tensor(lr, dtype=torch.float64).to(self._steps.device)
+        self._steps += 1
+        dt = self.params[0].dtype
+        step_size = (-self._lr_dev / (1 - torch.pow(self.beta1, self._steps))).to(dt)
+        bc2_sqrt = (1 - torch.pow(self.beta2, self._steps)).sqrt_().to(dt)
         b1, b2 = self.beta1, self.beta2
-        dev, dt = self.params[0].device, self.params[0].dtype
-        step_size = torch.tensor([-r / (1 - b1**s) for r, s in zip(lr, self.steps)], dtype=dt)
-        bc2_sqrt = torch.tensor([(1 - b2**s) ** 0.5 for s in self.steps], dtype=dt)
-        step_size, bc2_sqrt = step_size.to(dev), bc2_sqrt.to(dev)
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
             g = p.grad
             shape = (-1,) + (1,) * (p.dim() - 1)
@@ -185,18 +202,26 @@ class _Network:
         self.schedule = _task_schedule(self.rng, len(self.tasks), self.config.batches_per_epoch)
         self.epoch_lr = self.lr
 
-    def draw(self, b: int):
+    def draw(self, b: int, noise_out: torch.Tensor | None = None, indices_only: bool = False):
+        """Batch ``b`` of the epoch: the draws of the unpacked Trainer's step, from the
+        same generator in the same order (trial indices, instruction picks, noise).
+        Returns (task, trials, sentence rows or None, noise), with the trials' indices
+        into the task's pool instead of the trials if ``indices_only``; the noise is
+        written into ``noise_out`` when given."""
         task = self.tasks[self.schedule[b]]
         choices = self.sentences[task] if self.sentences is not None else None
-        trials, sentence_idx, r = draw_batch(self.rng, self.noise, self.pools[task], choices,
-                                             self.config.batch_size)
-        return task, trials, sentence_idx, r
+        B = self.config.batch_size
+        trials, sentence_idx = sample_batch(None, self.noise, self.pools[task], choices, B,
+                                            indices_only=indices_only)
+        if noise_out is None:
+            noise_out = draw_noise(B, self.noise)
+        else:
+            torch.randn(noise_out.shape, generator=self.noise, device=noise_out.device,
+                        out=noise_out)
+        return task, trials, sentence_idx, noise_out
 
     def end_epoch(self, tasks: list[str], losses: np.ndarray, accs: np.ndarray, seconds: float):
-        bad = np.flatnonzero(~np.isfinite(losses))
-        if len(bad):
-            raise TrainingDiverged(f"{self.label}: loss became {float(losses[bad[0]])} in epoch "
-                                   f"{self.epoch + 1} on task {tasks[bad[0]]}")
+        check_finite(self.label, self.epoch, tasks, losses)
         cfg = self.config
         with warnings.catch_warnings():  # rule models: opt.step() never ran (nothing to step)
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
@@ -245,7 +270,7 @@ class PackedTrainer:
     """
 
     def __init__(self, networks: Sequence[_Network], max_networks: int | None = None,
-                 progress: bool = True):
+                 progress: bool = True, cuda_graphs: bool = True):
         if not networks:
             raise PackingError("no networks to train")
         shared = {(n.config.batch_size, n.config.batches_per_epoch, n.config.grad_clip)
@@ -262,7 +287,19 @@ class PackedTrainer:
         self.max_networks = max_networks or len(networks)
         self.progress = progress
         self.device = networks[0].device
+        # CUDA graphs for the stacked recurrence (forward and backward each one replay)
+        self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
         self.tables: dict[int, pd.DataFrame] = {}
+        # Every pool of every network, concatenated once: a stacked step then gathers
+        # all networks' trials with one index per field instead of one per network.
+        self._offsets: dict[int, int] = {}
+        parts = []
+        for n in self.networks:
+            for pool in n.pools.values():
+                if id(pool) not in self._offsets:
+                    self._offsets[id(pool)] = sum(len(q) for q in parts)
+                    parts.append(pool)
+        self.all_trials = TrialBatch.cat(parts)
 
     # -- stacking ------------------------------------------------------------------------
     def _pack(self, active: list[_Network]) -> None:
@@ -286,19 +323,19 @@ class PackedTrainer:
         self.adam = StackedAdam(params, stack("exp_avg"), stack("exp_avg_sq"), steps)
         N = len(active)
         B = active[0].config.batch_size
-        from ..tasks.constants import N_INPUTS, N_OUTPUTS, N_STEPS
-
+        self.noise_buf = torch.empty(N * B, N_STEPS, 2 * N_RING, device=self.device)
         self.x = torch.empty(N, N_STEPS, B, N_INPUTS, device=self.device)
-        self.target = torch.empty(N, N_STEPS, B, N_OUTPUTS, device=self.device)
-        self.mask = torch.empty(N, N_STEPS, B, N_OUTPUTS, device=self.device)
+        self.core = self.packed
+        if self.cuda_graphs:
+            self.core = graph_packed(self.packed, self.x, torch.zeros(N, B, TASK_DIM, device=self.device))
 
     @torch.no_grad()
-    def _unpack(self, j: int) -> None:
+    def _unpack(self, j: int, steps: list[int]) -> None:
         """Copy network j's slices (weights, Adam moments and step) into its own model
         and optimiser, where checkpoints and outputs read them."""
         n = self.active[j]
         self.packed.write_back(j, n.model)
-        step = self.adam.steps[j]
+        step = steps[j]
         if step == 0:
             return
         for i, p in enumerate(n.stacked):
@@ -310,22 +347,38 @@ class PackedTrainer:
 
     # -- one stacked step ----------------------------------------------------------------
     def _step(self, b: int, losses: torch.Tensor, accs: torch.Tensor, tasks: list[list[str]]):
-        task_vecs, trials = [], []
+        """Batch ``b`` of every active network as one stacked step: each network draws
+        its batch from its own generator (as its unpacked run would), the batches are
+        gathered and rendered together, the stacked networks run forward and backward
+        once, each network's Adam steps on its own gradients. Losses and accuracies
+        are written into row ``b`` of the device tensors ``losses``/``accs``; nothing
+        waits for the device or crosses between host and device."""
+        N, B = len(self.active), self.active[0].config.batch_size
+        idx, sentence_rows = [], []
         for j, n in enumerate(self.active):
-            task, tr, sentence_idx, r = n.draw(b)
+            task, tr_idx, sentence_idx, _ = n.draw(b, self.noise_buf[j * B : (j + 1) * B],
+                                                   indices_only=True)
             tasks[j].append(task)
-            trials.append(tr)
-            self.x[j].copy_(r.inputs.transpose(0, 1))
-            self.target[j].copy_(r.targets.transpose(0, 1))
-            self.mask[j].copy_(r.mask.transpose(0, 1))
-            task_idx = torch.full((n.config.batch_size,), TASK_INDEX[task], device=self.device)
+            idx.append(tr_idx + self._offsets[id(n.pools[task])])
+            sentence_rows.append((task, sentence_idx))
+        trials = self.all_trials[torch.cat(idx)]
+        r = render(trials, noise=self.noise_buf)
+        self.x.copy_(r.inputs.view(N, B, N_STEPS, N_INPUTS).transpose(1, 2))
+        target = r.targets.view(N, B, N_STEPS, N_OUTPUTS).transpose(1, 2)
+        mask = r.mask.view(N, B, N_STEPS, N_OUTPUTS).transpose(1, 2)
+        task_vecs = []
+        for n, (task, sentence_idx) in zip(self.active, sentence_rows):
+            task_idx = torch.full((B,), TASK_INDEX[task], device=self.device)
             task_vecs.append(n.model.task_vectors(task_idx, sentence_idx))
-        outputs, _ = self.packed(self.x, torch.stack(task_vecs))
-        per_net = (self.mask * (outputs - self.target).square()).mean(dim=(1, 2, 3))
+        const = torch.stack(task_vecs)
         for p in self.adam.params:
             p.grad = None
         for n in self.active:
             n.opt.zero_grad(set_to_none=True)
+        outputs = self.core(self.x, const)
+        if isinstance(outputs, tuple):
+            outputs = outputs[0]
+        per_net = (mask * (outputs - target).square()).mean(dim=(1, 2, 3))
         per_net.sum().backward()  # network j's parameters only receive its own loss's gradient
         clip = self.active[0].config.grad_clip
         if clip is not None:
@@ -338,9 +391,8 @@ class PackedTrainer:
                 n.opt.step()
         self.adam.step([n.lr for n in self.active])
         losses[b] = per_net.detach()
-        out = outputs.detach()
-        for j in range(len(self.active)):
-            accs[b, j] = is_correct(out[j].transpose(0, 1), trials[j]).float().mean()
+        out = outputs.detach().transpose(1, 2).reshape(N * B, N_STEPS, N_OUTPUTS)
+        accs[b] = is_correct(out, trials).view(N, B).float().mean(dim=1)
 
     def _epoch(self) -> None:
         active = self.active
@@ -397,8 +449,9 @@ class PackedTrainer:
             while True:
                 self._epoch()
                 finished = []
+                steps = self.adam.steps
                 for j, i in enumerate(slots):
-                    self._unpack(j)
+                    self._unpack(j, steps)
                     self._checkpoint(self.networks[i])
                     if self.networks[i].done():
                         finished.append(i)
@@ -420,10 +473,12 @@ def train_pack(
     device: str | torch.device = "cpu",
     max_networks: int | None = None,
     progress: bool = True,
+    cuda_graphs: bool = True,
 ) -> list[pd.DataFrame]:
     """Train ``members`` together and write each one's ``model.pt`` and
     ``train_log.parquet``; the same files, seeds and streams as one
-    :func:`~instructnet.training.run.train_job` per member. ``embeddings_paths`` maps a
+    :func:`~instructnet.training.run.train_job` per member. On CUDA, ``cuda_graphs``
+    replays the stacked recurrence as CUDA graphs (:func:`graph_packed`). ``embeddings_paths`` maps a
     language-model name to its embedding table (instructed members). Checkpoints are
     removed once every member is written out."""
     device = torch.device(device)
@@ -450,7 +505,7 @@ def train_pack(
         model = build_model(m.spec, seed_int(base_seed, "init", m.spec.name, m.seed), emb, hidden)
         data_seed = seed_int(base_seed, "train", m.holdout, m.spec.name, m.seed)
         networks.append(_Network(m, model, data, data_seed, device, data.pools))
-    trainer = PackedTrainer(networks, max_networks, progress)
+    trainer = PackedTrainer(networks, max_networks, progress, cuda_graphs)
     trainer.resume()
     tables = trainer.run()
     for m in members:

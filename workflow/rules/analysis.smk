@@ -46,8 +46,9 @@ rule representations:
         seed=config["seed"],
         tuning=config["trials"].get("tuning", 8.0),
     threads: 2
+    # CPU only (no gpu resource): forward passes of a few hundred trials per task, which
+    # take seconds on a CPU; a GPU would sit idle behind the Parquet writing.
     resources:
-        gpu=1,
         **stage_resources("representations"),
     log:
         "logs/representations/{holdout}/{model}/seed{seed}.log",
@@ -157,8 +158,7 @@ rule units:
         seed=config["seed"],
         tuning=config["trials"].get("tuning", 8.0),
     threads: 2
-    resources:
-        gpu=1,
+    resources:  # CPU only, like representations
         **stage_resources("units"),
     log:
         "logs/units/{holdout}/{model}/seed{seed}.log",

@@ -50,7 +50,8 @@ rule train:
 # made by rule train. Checkpoints are per network, in rule train's format and place.
 import re
 
-PACKING = {"by": "none", "max_networks": 8, **config["training"].get("packing", {})}
+PACKING = {"by": "none", "max_networks": 8, "cuda_graphs": True,
+           **config["training"].get("packing", {})}
 PACKED_MODELS = [m for m in MODELS if not MODEL_SPECS[m].tuned]
 
 
@@ -80,6 +81,7 @@ def packed_params(models):
         hidden=config["training"].get("hidden", 256),
         seed=config["seed"],
         max_networks=PACKING["max_networks"],
+        cuda_graphs=PACKING["cuda_graphs"],
     )
 
 
