@@ -6,6 +6,8 @@ train-step  ms per training step (64 x 150 steps, 256 units) vs the matmul floor
             --networks N (or 1,2,4,8): trial-steps/s of N networks trained packed
 ccgp        seconds for the representations and CCGP of one model over all layers
 gpu         `make gpu-check`: CUDA tests and GPU measurements -> results/bench/gpu.json
+design      design experiments: train models x seeds on a task set with holdout groups,
+            score training accuracy and zero-shot accuracy (instructnet.bench.design)
 """
 
 from __future__ import annotations
@@ -54,11 +56,46 @@ def main(argv=None) -> None:
     g.add_argument("--sections", default=",".join(("cuda_tests", "ceilings", "train_step",
                                                    "packed", "pipeline", "training")),
                    help="comma-separated subset of the sections, in order")
+    d = sub.add_parser("design", help="train/score models on a task set with holdout groups")
+    d.add_argument("--task-set", nargs="+", default=["go_dm"],
+                   help="named sets (go, dm, go_dm, go_dmmod) or comma-separated tasks and family:<name>")
+    d.add_argument("--group", action="append", default=[],
+                   help="holdout group NAME=Task,Task (repeatable; checked against the principle)")
+    d.add_argument("--auto-groups", type=int, default=0,
+                   help="also draw this many groups per task set by the principle (one task per family)")
+    d.add_argument("--group-seed", type=int, default=0)
+    d.add_argument("--list-eligible", action="store_true",
+                   help="print the tasks the principle allows to hold out, and the groups; train nothing")
+    d.add_argument("--no-check", action="store_true", help="allow groups that break the principle")
+    d.add_argument("--models", nargs="+", default=["simplenet", "structurenet", "sbertnet_minilm"])
+    d.add_argument("--seeds", nargs="+", type=int, default=[0])
+    d.add_argument("--batches", type=int, default=3000)
+    d.add_argument("--batches-per-epoch", type=int, default=500)
+    d.add_argument("--eval-every", type=int, default=0, help="score every K batches (0: at the end)")
+    d.add_argument("--lr", type=float, default=1e-3)
+    d.add_argument("--lr-decay", type=float, default=None,
+                   help="per epoch; default 0.95 per 2400 batches spread over the epochs")
+    d.add_argument("--hidden", type=int, default=256)
+    d.add_argument("--train-trials", type=int, default=128)
+    d.add_argument("--curve-trials", type=int, default=64)
+    d.add_argument("--heldout-trials", type=int, default=256)
+    d.add_argument("--base-seed", type=int, default=2024)
+    d.add_argument("--jobs", type=int, default=2, help="parallel processes, 1 torch thread each")
+    d.add_argument("--device", default="cpu")
+    d.add_argument("--packed", action="store_true",
+                   help="train each task set's networks together (packed trainer; for GPUs)")
+    d.add_argument("--out", default="results/design")
+    d.add_argument("--embeddings-dir", default=None, help="embedding cache (default OUT/embeddings)")
     args = parser.parse_args(argv)
     if args.name == "gpu":
         from .gpu import run as run_gpu
 
         raise SystemExit(run_gpu(args.out, [s for s in args.sections.split(",") if s]))
+    if args.name == "design":
+        from .design import main as run_design
+
+        print(json.dumps(run_design(args), indent=1, default=str))
+        return
     if args.name == "ccgp":
         from .ccgp import run as run_ccgp
 

@@ -1,0 +1,82 @@
+"""The design-experiment tool (python -m instructnet.bench design): holdout principle,
+output table, held-out tasks never trained (tiny networks, a few batches)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from instructnet.bench import design
+from instructnet.bench.__main__ import main as bench_main
+from instructnet.tasks.constants import FAMILIES, FAMILY_OF, STRUCTURE
+
+
+def test_principle_on_the_go_and_dm_tasks():
+    tasks = design.task_set("go_dm")
+    assert len(tasks) == 20 and not any(t.startswith("Con") for t in tasks)
+    # AntiGoMod2 = v(A) - v(B) + v(C) of three other Go tasks, all features trained
+    triples = design.compositional_triples("AntiGoMod2", [t for t in tasks if t != "AntiGoMod2"])
+    assert triples
+    for a, b, c in triples:
+        assert [x - y + z for x, y, z in zip(STRUCTURE[a], STRUCTURE[b], STRUCTURE[c])] == \
+            list(STRUCTURE["AntiGoMod2"])
+    assert not design.check_group(tasks, ["AntiGoMod2", "AntiDMMod1"])
+    # a task whose 'anti' feature is never trained cannot be held out
+    only_pro = ["Go", "RTGo", "GoMod1", "GoMod2", "AntiGo"]
+    assert design.check_group(only_pro, ["AntiGo"])
+    # holding out all the anti Go tasks leaves 'anti' seen only in DM; no triple for AntiGo
+    anti_go = [t for t in FAMILIES["Go"] if t.startswith("Anti")]
+    assert design.check_group(tasks, anti_go)
+    groups = design.principled_groups(tasks, 3, seed=0)
+    assert len(set(groups)) == 3
+    for g in groups:
+        assert sorted(FAMILY_OF[t] for t in g) == ["DM", "Go"]
+        assert not design.check_group(tasks, g)
+
+
+def test_make_jobs_rejects_a_group_that_breaks_the_principle():
+    with pytest.raises(ValueError, match="principle"):
+        design.make_jobs(["Go,RTGo,GoMod1,GoMod2,AntiGo"], {"x": ["AntiGo"]}, ["simplenet"], [0])
+
+
+TINY = ["--batches", "12", "--batches-per-epoch", "6", "--eval-every", "6", "--hidden", "16",
+        "--train-trials", "8", "--curve-trials", "4", "--heldout-trials", "16"]
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_sweep_table(tmp_path, capsys, packed):
+    out = tmp_path / "design"
+    args = ["design", "--task-set", "Go,AntiGo,RTGo,AntiRTGo,GoMod1,GoMod2",
+            "--group", "g=AntiRTGo", "--models", "simplenet", "structurenet",
+            "--seeds", "0", "1", "--out", str(out), "--jobs", "1", *TINY]
+    if packed:
+        args += ["--packed", "--device", "cpu"]
+    bench_main(args)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["jobs"] == 4 and len(printed["final"]) == 4
+    table = pd.read_parquet(out / "design.parquet")
+    assert list(table.columns) == list(design.COLUMNS)
+    assert set(table["model"]) == {"simplenet", "structurenet"}
+    assert set(table["seed"]) == {0, 1}
+    assert sorted(set(table["batches"])) == [6, 12]
+    assert set(table["kind"]) == {"train", "heldout", "train_batches"}
+    # the held-out task is scored zero-shot and is never a training task
+    held = table[table["kind"] == "heldout"]
+    assert set(held["task"]) == {"AntiRTGo"} and (held["trials"] == 16).all()
+    trained = table[table["kind"] != "heldout"]
+    assert "AntiRTGo" not in set(trained["task"])
+    assert set(trained["task"]) == {"Go", "AntiGo", "RTGo", "GoMod1", "GoMod2"}
+    final = table[(table["kind"] == "train") & (table["batches"] == 12)]
+    assert (final["trials"] == 8).all() and len(final) == 4 * 5
+    assert table["accuracy"].between(0, 1).all()
+    assert (table["cpu_seconds"] > 0).all()
+    # the in-training log saw exactly the training tasks' batches: 12 batches per job
+    last_epoch = table[(table["kind"] == "train_batches") & (table["batches"] == 12)]
+    assert last_epoch.groupby(["model", "seed"])["trials"].sum().eq(6).all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert {s["model"] for s in summary} == {"simplenet", "structurenet"}
+    assert all(set(s["zero_shot"]) == {"AntiRTGo"} for s in summary)
+    # a second call reuses the finished jobs
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "jobs").iterdir()}
+    bench_main(args)
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "jobs").iterdir()} == before
