@@ -93,3 +93,28 @@ def test_each_trial_renders_independently_of_its_batch(dm):
     alone = render(dm.iloc[[7]], noise=False)
     assert torch.equal(full.inputs[7], alone.inputs[0])
     assert math.isclose(float(full.mask[7].sum()), float(alone.mask[0].sum()))
+
+
+def test_predrawn_noise_and_concatenated_batches_render_as_separate_ones():
+    """What the packed trainer does (one render of several networks' batches, each with
+    noise from its own generator) equals rendering each batch on its own."""
+    from instructnet.tasks import draw_noise
+
+    go, dm = generate_trials("AntiGo", 16, seed=1), generate_trials("DMMod1", 16, seed=2)
+    a, b = TrialBatch.from_frame(go), TrialBatch.from_frame(dm)
+    ga, gb = torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)
+    alone = [render(a, generator=ga), render(b, generator=gb)]
+    ga.manual_seed(5), gb.manual_seed(6)
+    noise = torch.cat([draw_noise(16, ga), draw_noise(16, gb)])
+    together = render(TrialBatch.cat([a, b]), noise=noise)
+    for field in ("inputs", "targets", "mask"):
+        assert torch.equal(getattr(together, field),
+                           torch.cat([getattr(r, field) for r in alone])), field
+    with pytest.raises(ValueError, match="noise must be"):
+        render(a, noise=noise)
+
+
+def test_mask_values():
+    r = render(generate_trials("Go", 4, seed=0), noise=False)
+    assert set(torch.unique(r.mask).tolist()) == {0.0, 1.0, 5.0, 10.0}
+    assert torch.all(r.mask[..., 0][r.mask[..., 0] > 1] == 10.0)

@@ -327,7 +327,15 @@ class PackedTrainer:
         self.x = torch.empty(N, N_STEPS, B, N_INPUTS, device=self.device)
         self.core = self.packed
         if self.cuda_graphs:
-            self.core = graph_packed(self.packed, self.x, torch.zeros(N, B, TASK_DIM, device=self.device))
+            try:
+                self.core = graph_packed(self.packed, self.x,
+                                         torch.zeros(N, B, TASK_DIM, device=self.device))
+            except Exception as exc:  # noqa: BLE001 - same results, only slower
+                warnings.warn(f"CUDA graph capture failed ({type(exc).__name__}: {exc}); "
+                              "the packed networks run eagerly", RuntimeWarning, stacklevel=2)
+                log.warning("CUDA graph capture failed (%s); running eagerly", exc)
+                self.cuda_graphs = False
+                self.core = self.packed
 
     @torch.no_grad()
     def _unpack(self, j: int, steps: list[int]) -> None:
