@@ -21,7 +21,6 @@ import json
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
 import pandas as pd
 import yaml
 
@@ -102,6 +101,10 @@ def _read_yaml(path: Path):
 
 
 def _check_schema(data, path: Path) -> None:
+    # imported here: importing the package (e.g. for training or evaluation, which never
+    # load the corpus) must not need jsonschema
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
     if errors:
