@@ -243,7 +243,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.rng.bit_generator.state = state["rng"]
-        self.noise.set_state(state["noise"])
+        self.noise.set_state(state["noise"].cpu())  # map_location may have moved it
         self.rows = list(state["rows"])
 
     # -- one batch -------------------------------------------------------------------

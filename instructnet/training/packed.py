@@ -185,7 +185,7 @@ class _Network:
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.rng.bit_generator.state = state["rng"]
-        self.noise.set_state(state["noise"])
+        self.noise.set_state(state["noise"].cpu())  # map_location may have moved it
         self.rows = list(state["rows"])
 
     def done(self) -> bool:
