@@ -115,3 +115,37 @@ def tiny_models(tmp_path_factory, corpus):
         kind, pooling = ("clip", "pooler") if arch == "clip" else ("auto", "mean")
         models[arch] = LanguageModel(f"tiny_{arch}", str(folders[arch]), kind, pooling)
     return models
+
+
+class HostDataError(AssertionError):
+    """An op that would move data between host and device on a GPU."""
+
+
+def no_host_data(cpu_only=("_grad_scale",)):
+    """A context in which ops that bring host data into tensors or read tensor values
+    back to the host raise :class:`HostDataError` — on a GPU each is a synchronising
+    copy (``torch.tensor(...)``/``as_tensor(numpy)`` and ``t[i, j] = 5.0`` lift host
+    data; ``.item()``, ``bool(t)``, ``.tolist()`` and ``nonzero`` read values back).
+    Works on CPU, where ``torch.cuda.set_sync_debug_mode`` does not exist, so CI
+    checks the training step's host-sync freedom too. ``torch.optim``'s own
+    bookkeeping is exempt: its step counters are host tensors on every device; so are
+    the functions named in ``cpu_only``, which read values on CPU tensors only
+    (``gru._grad_scale`` returns 1 on other devices without reading anything)."""
+    import traceback
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    flagged = {"aten::lift_fresh", "aten::lift_fresh_copy", "aten::_local_scalar_dense",
+               "aten::nonzero", "aten::nonzero_static"}
+
+    class _Mode(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func._schema.name in flagged:
+                stack = traceback.extract_stack()
+                if not any("/torch/optim/" in f.filename or f.name in cpu_only for f in stack):
+                    where = [f"{f.filename}:{f.lineno}" for f in stack
+                             if "/instructnet/" in f.filename]
+                    raise HostDataError(f"{func._schema.name} at {where[-1] if where else '?'}")
+            return func(*args, **(kwargs or {}))
+
+    return _Mode()

@@ -280,3 +280,39 @@ def test_workflow_with_packing_writes_the_unpacked_outputs(repo, tmp_path):
     path.write_text(yaml.safe_dump(config))
     dry = subprocess.run(cmd + ["-n", "--rerun-triggers", "mtime"], capture_output=True, text=True)
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
+
+
+def test_training_steps_bring_no_host_data_to_the_device():
+    """A training step, single or packed, neither lifts host data into tensors nor reads
+    tensor values back (each would be a synchronising copy on a GPU; the CUDA subset
+    checks the same with sync-debug mode on a real GPU). One warm-up step runs outside
+    the check (lazy optimiser state), as do the epoch-end reads."""
+    from conftest import no_host_data
+
+    from instructnet.models import build_model, model_spec
+    from instructnet.embeddings import language_models
+    from instructnet.tasks import TrialBatch, generate_pool
+    from instructnet.training.loop import TrainConfig, Trainer, TrainingData
+    from instructnet.training.packed import PackedTrainer, PackMember, _Network
+
+    tasks = ["Go", "AntiDM"]
+    pools = {t: TrialBatch.from_frame(generate_pool(t, 16, 0, "train")) for t in tasks}
+    cfg = TrainConfig(batch_size=4, batches_per_epoch=4, min_epochs=1, max_epochs=1)
+    spec = model_spec("simplenetplus", language_models())
+    trainer = Trainer(build_model(spec, 0, hidden=8), TrainingData(tasks, pools), cfg, seed=0)
+    trainer.step("Go")
+    with no_host_data():
+        for t in tasks * 2:
+            trainer.step(t)
+    nets = [_Network(PackMember(spec, "h", s, tasks, cfg, "", ""), build_model(spec, s, hidden=8),
+                     TrainingData(tasks, pools), s, torch.device("cpu"), pools) for s in (0, 1)]
+    packed = PackedTrainer(nets, progress=False)
+    packed._pack(nets)
+    for n in nets:
+        n.begin_epoch()
+    losses, accs, seen = torch.empty(4, 2), torch.empty(4, 2), [[], []]
+    packed._step(0, losses, accs, seen)
+    with no_host_data():
+        for b in range(1, 4):
+            packed._step(b, losses, accs, seen)
+    assert torch.isfinite(losses).all() and seen[0] and seen[1]

@@ -177,7 +177,7 @@ def render(
     active[:, 1:] = (t >= b.slot_on.unsqueeze(-1)) & (t < b.slot_off.unsqueeze(-1))
     bumps = TUNING_AMPLITUDE * b.slot_str.unsqueeze(-1) * tuning_curve(b.slot_dir, tuning)
     pattern = torch.zeros(B, 5, N_INPUTS, device=dev, dtype=dtype)
-    pattern[:, 0, 0] = 1.0
+    pattern[:, 0, 0].fill_(1.0)  # fill_, not `= 1.0`: no host tensor, no copy
     pattern[:, 1:3, 1 : 1 + N_RING] = bumps[:, :2]
     pattern[:, 3:5, 1 + N_RING :] = bumps[:, 2:]
     inputs = torch.bmm(active.transpose(1, 2), pattern)  # (B, T, 65)
@@ -193,7 +193,7 @@ def render(
     # small table (phase 0: before go, 1: go epoch) instead of building it by parts.
     go = (t >= b.go_on.unsqueeze(-1)).long()  # (B, T)
     rows = torch.full((B, 2, N_OUTPUTS), BASELINE, device=dev, dtype=dtype)
-    rows[:, 0, 0] = FIX_TARGET_ON
+    rows[:, 0, 0].fill_(FIX_TARGET_ON)
     resp_bump = TUNING_AMPLITUDE * tuning_curve(b.target_dir, tuning) * b.response.unsqueeze(-1)
     rows[:, 1, 1:] += resp_bump
     offset = 2 * torch.arange(B, device=dev).unsqueeze(-1)
@@ -201,10 +201,12 @@ def render(
 
     # Loss mask: 1 before go; 0 for the grace steps; then 10 (fixation) / 5 (ring).
     late = (t >= (b.go_on + GRACE_STEPS).unsqueeze(-1)).long()
-    weights = torch.ones(3, N_OUTPUTS, device=dev, dtype=dtype)  # filled on the device
-    weights[1] = 0.0
-    weights[2, 0] = MASK_FIX
-    weights[2, 1:] = MASK_RING
+    # filled on the device: `t[i, j] = 5.0` would copy a host scalar into the GPU
+    # tensor (a synchronising copy, seen on an H200 under sync-debug mode)
+    weights = torch.ones(3, N_OUTPUTS, device=dev, dtype=dtype)
+    weights[1].fill_(0.0)
+    weights[2, :1].fill_(MASK_FIX)
+    weights[2, 1:].fill_(MASK_RING)
     mask = torch.nn.functional.embedding(go + late, weights)
     return Rendered(inputs=inputs, targets=targets, mask=mask)
 
