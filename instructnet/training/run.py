@@ -167,7 +167,7 @@ def train_job(
     table = table.astype({"holdout": "string", "model": "string"})
     save_model(trainer.model.cpu(), spec, model_out, holdout=holdout, seed=seed,
                training_tasks=list(tasks), train_config=asdict(config), epochs=trainer.epoch,
-               **meta)
+               reached_criterion=trainer.reached_criterion, **meta)
     table.to_parquet(log_out, index=False)
     for path in (checkpoint, phase_checkpoint):
         if path is not None:
