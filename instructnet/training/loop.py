@@ -310,15 +310,19 @@ class Trainer:
         last = [row["accuracy"] for row in self.rows if row["epoch"] == self.epoch]
         return criterion_met(last, self.config)
 
-    def fit(self, checkpoint: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
-        """Train to criterion, resuming from ``checkpoint`` if it exists; return the log."""
+    def fit(self, checkpoint: str | Path | None = None, progress: bool = True,
+            final: bool = True) -> pd.DataFrame:
+        """Train to criterion, resuming from ``checkpoint`` if it exists; return the log.
+        ``final=False``: a planned phase (the tuned variant's frozen epochs), whose end
+        is not reported as meeting or missing the criterion."""
         checkpoint = Path(checkpoint) if checkpoint else None
         if checkpoint is not None and checkpoint.exists():
             self.load_state(torch.load(checkpoint, map_location=self.device, weights_only=False))
             log.info("%s: resumed from %s after epoch %d", self.label, checkpoint, self.epoch)
             last = [row for row in self.rows if row["epoch"] == self.epoch]
             if last and self.done(pd.DataFrame(last)):
-                log_stop(self.label, self.epoch, self.reached_criterion, self.config)
+                if final:
+                    log_stop(self.label, self.epoch, self.reached_criterion, self.config)
                 return self.log_table()
         while True:
             table = self.run_epoch(progress)
@@ -331,7 +335,8 @@ class Trainer:
             if checkpoint is not None:
                 _save_atomic(self.state(), checkpoint)
             if self.done(table):
-                log_stop(self.label, self.epoch, self.reached_criterion, self.config)
+                if final:
+                    log_stop(self.label, self.epoch, self.reached_criterion, self.config)
                 return self.log_table()
 
     def log_table(self) -> pd.DataFrame:

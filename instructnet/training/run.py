@@ -144,7 +144,7 @@ def train_job(
             )
         frozen = replace(config, min_epochs=tuning.from_epoch, max_epochs=tuning.from_epoch)
         first = Trainer(model, data, frozen, data_seed, device, label)
-        first.fit(checkpoint, progress=progress)
+        first.fit(checkpoint, progress=progress, final=False)
         texts = [str(t) for t in rows["text"]]
         model = tuned_model(first.model, language_model, texts, tuning.blocks, device)
         lm_lr = tuning.lm_lr_gpt if spec.gpt else tuning.lm_lr
