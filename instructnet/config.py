@@ -1,7 +1,8 @@
 """Semantic checks of a workflow config (after the JSON schema in workflow/schemas/).
 
-The schema checks types and ranges; this module checks names against the task list
-and holdout registry so that a typo fails at once with a message naming it.
+The schema checks types and ranges; this module checks names against the task list,
+the study's task set (``tasks``; :mod:`instructnet.tasks.study`) and the holdout
+registry so that a typo fails at once with a message naming it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Mapping
 
 from .embeddings.registry import language_models
 from .models.spec import model_spec
-from .tasks import check_task, held_out, holdout_registry
+from .tasks import Study
 from .tasks.generate import TrialCountError
 
 
@@ -21,15 +22,16 @@ class ConfigError(ValueError):
 def check_config(config: Mapping) -> Mapping:
     """Raise ConfigError (naming the key) if ``config`` refers to unknown things."""
     try:
-        custom = config.get("custom_holdouts") or {}
-        holdout_registry(custom)
+        study = Study.from_config(config)  # the task set and the custom holdout groups
         for name in config.get("holdouts", []):
-            held_out(name, custom)
+            study.held_out(name, "holdouts")
         for pool, n in config["trials"]["pools"].items():
             if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
                 raise TrialCountError(f"trials.pools.{pool} must be a positive integer, got {n!r}")
-        for task in config.get("figures", {}).get("task_examples", []):
-            check_task(task)
+        if (config.get("figures") or {}).get("task_examples") is not None:
+            study.task_examples(config["figures"]["task_examples"])
+        if config["trials"].get("con_thresholds") == "derived" and study.con_tasks:
+            study.check_con_derivation()
         registry = language_models(config.get("language_model_registry"))
         for name in config.get("language_models", []):
             if name not in registry:
@@ -50,14 +52,15 @@ def check_config(config: Mapping) -> Mapping:
             # training.packing groups jobs (instructnet.training.packed); not a setting
             TrainConfig.from_mapping({k: v for k, v in config["training"].items() if k != "packing"})
             TuningConfig(**(config.get("tuning") or {}))
-        _check_analysis(config, custom, registry)
+        _check_analysis(config, study, registry)
     except ValueError as exc:
         raise ConfigError(f"invalid config: {exc}") from exc
     return config
 
 
-def _check_analysis(config: Mapping, custom, registry) -> None:
-    """The analysis section (Figures 3, 4): holdouts and model exist, enough trials."""
+def _check_analysis(config: Mapping, study: Study, registry) -> None:
+    """The analysis section (Figures 3, 4): holdouts and model exist and fit the study,
+    enough trials."""
     analysis = config.get("analysis") or {}
     # unset trial counts default to min(250 or 128, the eval pool): only explicit
     # values can exceed the pool
@@ -70,9 +73,6 @@ def _check_analysis(config: Mapping, custom, registry) -> None:
     for key, name in (("analysis.pca_holdout", analysis.get("pca_holdout")),
                       ("analysis.units.holdout", units.get("holdout"))):
         if name is not None:
-            try:
-                held_out(name, custom)
-            except ValueError as exc:
-                raise ValueError(f"{key}: {exc}") from None
+            study.held_out(name, key)
     if units.get("model") is not None:
         model_spec(units["model"], registry)

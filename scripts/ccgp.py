@@ -18,10 +18,12 @@ sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 start = time.perf_counter()
 C = snakemake.params.C
+dichotomies = snakemake.params.dichotomies  # the study's (instructnet.tasks.study)
 
 if snakemake.rule == "ccgp_language":
-    layers = language_layers(snakemake.input.layers, snakemake.input.pooled)
-    table = layer_ccgp(layers, C=C)
+    layers = language_layers(snakemake.input.layers, snakemake.input.pooled,
+                             tasks=snakemake.params.tasks)
+    table = layer_ccgp(layers, C=C, dichotomies=dichotomies)
 else:
     reps = read_representations(snakemake.input.reps)
     model_layers = {
@@ -30,6 +32,6 @@ else:
         for variant in ("standard", "swapped")
     }
     language = pd.read_parquet(snakemake.input.language) if "language" in snakemake.input.keys() else None
-    table = model_ccgp(model_layers, language, C=C)
+    table = model_ccgp(model_layers, language, C=C, dichotomies=dichotomies)
 table.to_parquet(snakemake.output[0], index=False)
 logging.info("%d scores in %.1f s", len(table), time.perf_counter() - start)

@@ -15,7 +15,7 @@ out = snakemake.output.png
 if name == "fig5d_examples":
     fig5.fig5d_examples(tables[0], out, task=snakemake.params.example_task)
 elif name == "fig5e_confusion":
-    fig5.fig5e_confusion(tables[0], out)
+    fig5.fig5e_confusion(tables[0], out, tasks=snakemake.params.tasks)
 elif name == "fig5f_partners":
     fig5.fig5f_partners(tables[0], tables[1], out)
 else:

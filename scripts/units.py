@@ -7,7 +7,7 @@ import torch
 
 from instructnet.analysis.units import unit_analyses
 from instructnet.embeddings import read_embeddings
-from instructnet.tasks import TASKS, read_trials
+from instructnet.tasks import read_trials
 from instructnet.training.run import instruction_rows, load_model, seed_int
 
 sys.stderr = open(snakemake.log[0], "w")
@@ -16,11 +16,12 @@ torch.set_num_threads(snakemake.threads)
 
 w = snakemake.wildcards
 model, _ = load_model(snakemake.input.model)
-frames = {t: read_trials(p) for t, p in zip(TASKS, snakemake.input.pools)}
+tasks = snakemake.params.tasks  # the study's tasks
+frames = {t: read_trials(p) for t, p in zip(tasks, snakemake.input.pools)}
 sentences = None
 if "embeddings" in snakemake.input.keys():
     rows, _ = read_embeddings(snakemake.input.embeddings)
-    sentences = instruction_rows(rows, TASKS, "train")
+    sentences = instruction_rows(rows, tasks, "train")
 stats, curves, variance = unit_analyses(
     model, frames, sentences, snakemake.params.trials,
     seed=seed_int(snakemake.params.seed, "units", w.holdout, w.model, int(w.seed)), n_bins=snakemake.params.bins,

@@ -283,6 +283,27 @@ def test_combined_vectors_feed_a_minus_b_plus_c(name, pools):
         assert torch.allclose(expected, rules[TASK_INDEX[task]], atol=1e-5)
 
 
+def test_combined_vectors_use_references_the_model_trained_on(pools):
+    from instructnet.tasks import training_tasks
+
+    # swap8 holds out COMP1, a task of COMP1Mod2's canonical triple
+    assert "COMP1" in compositional_references("COMP1Mod2") and "COMP1" in GROUP
+    model = rule_model("structurenet")
+    trained = training_tasks(HOLDOUT)
+    cap = _Capture(model)
+    df = combined_vectors(model, ["COMP1Mod2", "Go"], pools, None, SMALL, seed=3, trained=trained)
+    cap.handle.remove()
+    refs = {t: tuple(r[["ref_a", "ref_b", "ref_c"]]) for t, r in df.groupby("task").first().iterrows()}
+    assert refs["COMP1Mod2"] == ("MultiCOMP1", "MultiCOMP2", "COMP2Mod2")
+    assert refs["Go"] == compositional_references("Go")  # its canonical triple was trained
+    rules = model.encoder.rules
+    a, b, c = refs["COMP1Mod2"]
+    expected = rules[TASK_INDEX[a]] - rules[TASK_INDEX[b]] + rules[TASK_INDEX[c]]
+    assert torch.equal(cap.vecs[0], expected.expand_as(cap.vecs[0]))
+    with pytest.raises(ValueError, match="no compositional triple exists for task 'Go' among"):
+        combined_vectors(model, ["Go"], pools, None, SMALL, seed=3, trained=["Go", "DM"])
+
+
 def test_combined_vectors_of_instructed_models_average_training_instructions(pools, corpus):
     model = instructed_model(corpus)
     train = corpus[2]

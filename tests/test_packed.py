@@ -91,8 +91,10 @@ def inputs(tmp_path_factory):
 
 
 CFG = TrainConfig(batch_size=8, batches_per_epoch=9, min_epochs=1, max_epochs=3)
-# (model, seed, config): one network is capped at 1 epoch, so it stops while the others go on
-GRID = [("simplenetplus", 0, CFG), ("bownet", 1, CFG),
+# (model, seed, config): one network is capped at 1 epoch, so it stops while the others go
+# on; one has its own learning-rate schedule (x lr_decay per 3 batches: per-network rates)
+GRID = [("simplenetplus", 0, CFG),
+        ("bownet", 1, TrainConfig(**{**CFG.__dict__, "lr_decay_batches": 3})),
         ("simplenetplus", 2, TrainConfig(**{**CFG.__dict__, "max_epochs": 1}))]
 
 
@@ -145,6 +147,29 @@ def test_packed_training_equals_unpacked(tmp_path, inputs, reference):
     epochs = [int(t["epoch"].max()) for t in tables]
     assert epochs[2] == 1 and max(epochs) > 1  # one stopped early, the others went on
     assert not list(tmp_path.rglob("checkpoint.pt"))
+
+
+def test_packed_and_unpacked_stop_alike_at_the_criterion(tmp_path, inputs, monkeypatch):
+    """Both paths use one stopping rule: every task >= threshold after min_epochs, with
+    max_epochs only as a cap (here every trial is scored correct, so the criterion is
+    met from the first epoch on)."""
+    from instructnet.training import loop, packed
+
+    def always(out, trials):
+        return torch.ones(out.shape[0], dtype=torch.bool)
+
+    monkeypatch.setattr(loop, "is_correct", always)
+    monkeypatch.setattr(packed, "is_correct", always)
+    grid = [("simplenet", 0, TrainConfig(**{**CFG.__dict__, "min_epochs": 2, "max_epochs": 6})),
+            ("simplenet", 1, TrainConfig(**{**CFG.__dict__, "min_epochs": 1, "max_epochs": 6}))]
+    pools, emb = inputs
+    unpacked(tmp_path / "a", inputs, grid)
+    tables = train_pack(members(tmp_path / "b", grid), pools, 1, emb, hidden=12, progress=False)
+    assert_same_results(tmp_path / "a", tmp_path / "b", grid)
+    assert [int(t["epoch"].max()) for t in tables] == [2, 1]
+    for name, seed, _ in grid:
+        saved = torch.load(tmp_path / "b" / f"{name}_{seed}" / "model.pt", weights_only=False)
+        assert saved["reached_criterion"]
 
 
 def test_packed_run_resumes_from_its_checkpoints(tmp_path, inputs, reference, monkeypatch):

@@ -97,7 +97,8 @@ def test_build_model_is_seeded():
 @pytest.mark.parametrize(
     "bad, message",
     [({"lr": -1}, "lr"), ({"batch_size": 0}, "batch_size"), ({"min_epochs": 5, "max_epochs": 2}, "min_epochs"),
-     ({"lr_decay": 1.5}, "lr_decay"), ({"threshold": 0}, "threshold"), ({"momentum": 0.9}, "momentum")],
+     ({"lr_decay": 1.5}, "lr_decay"), ({"threshold": 0}, "threshold"), ({"momentum": 0.9}, "momentum"),
+     ({"lr_decay_batches": 0}, "lr_decay_batches")],
 )
 def test_bad_hyperparameters(bad, message):
     with pytest.raises(TrainingConfigError, match=message):
@@ -127,7 +128,8 @@ def job(tmp_path, pools, tasks, config, name="simplenet", hidden=32, **kw):
 
 
 def test_short_training_learns(tmp_path, pools):
-    cfg = TrainConfig(batch_size=32, batches_per_epoch=80, lr=3e-3, min_epochs=4, max_epochs=4)
+    cfg = TrainConfig(batch_size=32, batches_per_epoch=80, lr=3e-3, min_epochs=4, max_epochs=4,
+                      lr_decay_batches=80)  # x 0.95 per 80 batches = per epoch here
     table, out = job(tmp_path, pools, ["Go", "AntiGo", "GoMod1"], cfg, hidden=64)
     by_epoch = table.groupby("epoch")[["loss", "accuracy"]].mean()
     assert by_epoch["loss"].iloc[-1] < 0.5 * by_epoch["loss"].iloc[0]
@@ -158,6 +160,66 @@ def test_stopping_rule(pools):
     assert verdicts == {1: (False, False), 2: (True, False), 4: (True, False), 5: (True, True)}
     with pytest.raises(TrainingConfigError, match="batches_per_epoch"):
         Trainer(rule_model(hidden=8), data, TrainConfig(batches_per_epoch=1), seed=0)
+
+
+def test_stop_training_is_the_criterion_with_max_epochs_as_cap():
+    from instructnet.training.loop import criterion_met, stop_training
+
+    cfg = TrainConfig(min_epochs=2, max_epochs=5, threshold=0.9)
+    assert criterion_met([0.95, 0.9], cfg) and not criterion_met([0.95, 0.89], cfg)
+    assert not criterion_met([0.95, float("nan")], cfg) and not criterion_met([], cfg)
+    verdicts = {e: (stop_training(e, [0.95, 0.91], cfg), stop_training(e, [0.99, 0.5], cfg))
+                for e in (0, 1, 2, 4, 5, 6)}
+    assert verdicts == {0: (False, False), 1: (False, False), 2: (True, False),
+                        4: (True, False), 5: (True, True), 6: (True, True)}
+
+
+def test_training_runs_to_criterion(tmp_path, pools, monkeypatch, caplog):
+    """A run stops at the first epoch (>= min_epochs) in which every task meets the
+    threshold, long before max_epochs; one that never does stops at the cap and says so."""
+    import logging
+
+    from instructnet.training import loop
+
+    cfg = TrainConfig(batch_size=4, batches_per_epoch=4, min_epochs=2, max_epochs=6)
+    (tmp_path / "met").mkdir(), (tmp_path / "cap").mkdir()
+    with monkeypatch.context() as m:  # every trial scored correct: criterion met at once
+        m.setattr(loop, "is_correct", lambda out, trials: torch.ones(out.shape[0], dtype=torch.bool))
+        table, out = job(tmp_path / "met", pools, ["Go", "DM"], cfg, hidden=8)
+    _, meta = load_model(out / "model.pt")
+    assert table["epoch"].max() == 2 and meta["epochs"] == 2 and meta["reached_criterion"]
+    with caplog.at_level(logging.WARNING, logger="instructnet.training.loop"):
+        table, out = job(tmp_path / "cap", pools, ["Go", "DM"],
+                         TrainConfig(**{**cfg.__dict__, "max_epochs": 3, "threshold": 1.0}), hidden=8)
+    _, meta = load_model(out / "model.pt")
+    assert table["epoch"].max() == 3 and not meta["reached_criterion"]
+    assert "stopped at max_epochs (3) without meeting the criterion" in caplog.text
+
+
+def test_lr_schedule_does_not_depend_on_epoch_size(pools):
+    """lr x lr_decay per lr_decay_batches batches, whatever the epoch size: after the same
+    number of batches, runs with 4- and 8-batch epochs have the same learning rate."""
+    from instructnet.tasks import TrialBatch, read_trials
+    from instructnet.training import Trainer, TrainingData
+
+    tasks = ["Go", "DM"]
+    data = TrainingData(tasks, {t: TrialBatch.from_frame(read_trials(pools[t])) for t in tasks})
+    rates = {}
+    for bpe in (4, 8):
+        cfg = TrainConfig(batch_size=2, batches_per_epoch=bpe, lr=1e-3, lr_decay=0.5,
+                          lr_decay_batches=8, min_epochs=16 // bpe, max_epochs=16 // bpe)
+        assert cfg.epoch_lr_factor == pytest.approx(0.5 ** (bpe / 8))
+        trainer = Trainer(rule_model(hidden=8), data, cfg, seed=0)
+        log = trainer.fit(progress=False)
+        lr = log.groupby("epoch")["lr"].first()  # the rate of each epoch's batches
+        rates[bpe] = {int((e - 1) * bpe): float(v) for e, v in lr.items()}  # batches before
+        rates[bpe][16] = trainer.optimizer.param_groups[0]["lr"]
+    assert rates[4].keys() >= rates[8].keys() == {0, 8, 16}
+    for batches in (0, 8, 16):
+        assert rates[4][batches] == pytest.approx(rates[8][batches], rel=1e-12)
+        assert rates[8][batches] == pytest.approx(1e-3 * 0.5 ** (batches / 8), rel=1e-12)
+    # the paper: x 0.95 after every 2400-batch epoch
+    assert TrainConfig().epoch_lr_factor == pytest.approx(0.95)
 
 
 def test_instructed_training_reads_embeddings(tmp_path, pools):

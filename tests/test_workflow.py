@@ -13,9 +13,9 @@ pytestmark = pytest.mark.workflow
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
-def snakemake(repo, workdir, *args, check=True):
+def snakemake(repo, workdir, *args, check=True, config="test.yaml"):
     cmd = [SNAKEMAKE, "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(repo / "config" / "test.yaml"), "--cores", "2", *args]
+           "--configfile", str(repo / "config" / config), "--cores", "2", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout}\n{proc.stderr}")
@@ -199,3 +199,88 @@ def test_bad_config_fails_naming_the_key(repo, tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "swap99" in proc.stdout + proc.stderr
+
+
+# --- a study with a reduced task set (config/test_reduced.yaml) ---------------------------
+
+# Go family + DM family without Con: no conditional task (no Figure 2f), no matching or
+# COMP task (no Figure 4b, 4d); everything else is made.
+REDUCED_FIGURES = {
+    "task_examples", "fig2a_learning_curves", "fig2b_distribution", "fig2c_swapped",
+    "supp_training_curves", "supp_validation", "supp_welch_heatmaps", "fig3ad_pca",
+    "fig3e_ccgp_zero_shot", "fig3f_ccgp_layers", "fig4a_go_tuning", "fig4c_dm_contrast",
+    "supp_task_variance", "fig5d_examples", "fig5e_confusion", "fig5f_partners",
+}
+
+
+def reduced_study(repo):
+    import yaml
+
+    from instructnet.tasks import Study
+
+    return Study.from_config(yaml.safe_load((repo / "config" / "test_reduced.yaml").read_text()))
+
+
+@pytest.fixture(scope="module")
+def reduced_run(repo, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("reduced")
+    snakemake(repo, workdir, config="test_reduced.yaml")
+    return workdir
+
+
+def test_reduced_task_set_builds_every_figure_it_supports(repo, reduced_run):
+    study = reduced_study(repo)
+    assert len(study.tasks) == 20
+    res = reduced_run / "results"
+    figures = res / "figures"
+    assert {p.stem for p in figures.glob("*.png")} == REDUCED_FIGURES
+    for name in REDUCED_FIGURES:
+        assert (figures / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        if name != "task_examples":
+            assert (figures / f"{name}.pdf").stat().st_size > 0
+    dry = snakemake(repo, reduced_run, "-n", config="test_reduced.yaml")
+    assert "Nothing to be done" in dry.stdout + dry.stderr  # every target of rule all is made
+    # only the study's pools; no Con task, so nothing derives Con thresholds
+    for pool in ("train", "eval"):
+        assert {p.stem for p in (res / "trials" / pool).glob("*.parquet")} == set(study.tasks)
+    assert not (res / "tasks").exists() and not (res / "models" / "nocon").exists()
+
+
+def test_reduced_task_set_restricts_every_stage(repo, reduced_run):
+    from instructnet.training.run import load_model
+
+    study = reduced_study(repo)
+    res = reduced_run / "results"
+    trained = study.training_tasks("reduced")
+    for holdout, tasks in (("reduced", trained), ("multitask", study.tasks)):
+        _, meta = load_model(res / "models" / holdout / "bownet" / "seed0" / "model.pt")
+        assert meta["training_tasks"] == list(tasks) and "reached_criterion" in meta
+    tables = res / "tables"
+    assert set(pd.read_parquet(tables / "heldout.parquet")["task"]) == set(study.held_out("reduced"))
+    validation = pd.read_parquet(tables / "validation.parquet")
+    assert set(validation["task"]) == set(study.tasks)
+    combined = pd.read_parquet(tables / "combined.parquet")
+    assert set(combined["task"]) == set(study.held_out("reduced"))
+    assert set(combined[["ref_a", "ref_b", "ref_c"]].to_numpy().ravel()) <= set(trained)
+    for path in (res / "ccgp" / "reduced" / "bownet" / "seed0.parquet",
+                 res / "ccgp" / "language" / "bownet.parquet"):
+        ccgp = pd.read_parquet(path)
+        assert set(ccgp["dichotomy"]) == set(study.dichotomies())
+        assert set(ccgp["task"]) <= set(study.tasks)
+    assert set(pd.read_parquet(tables / "pca.parquet")["task"]) == {
+        "DMMod1", "AntiDMMod1", "DMMod2", "AntiDMMod2"}
+    units = res / "units" / "reduced" / "bownet" / "seed0"
+    assert set(pd.read_parquet(units / "unit_stats.parquet")["analysis"]) == {"go", "dm"}
+    assert set(pd.read_parquet(units / "task_variance.parquet")["task"]) == set(study.tasks)
+    produced = pd.read_parquet(tables / "production_produced.parquet")
+    assert set(produced["task"]) == {"AntiDMMod1", "AntiGo"}
+    clause = pd.read_parquet(tables / "clause_observed.parquet")
+    assert (clause["n_conditional"] == 0).all()
+
+
+def test_reduced_task_set_names_what_a_panel_lacks(repo, reduced_run):
+    proc = snakemake(repo, reduced_run, "-n", "results/figures/fig4b_matching.png",
+                     config="test_reduced.yaml", check=False)
+    assert proc.returncode != 0
+    assert ("fig4b_matching needs tasks that are not in the study: DMS, DNMS, DMC, DNMC"
+            in proc.stdout + proc.stderr)

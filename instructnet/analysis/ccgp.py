@@ -28,44 +28,10 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from ..tasks.constants import STRUCTURE, STRUCTURE_AXES
+from ..tasks.constants import DICHOTOMIES, STRUCTURE, STRUCTURE_AXES
 
-# The eight dichotomies of METHODS §7, in its order; pairs are (side A, side B).
-DICHOTOMIES: dict[str, tuple[tuple[str, str], ...]] = {
-    "pro/anti": (
-        ("Go", "AntiGo"), ("GoMod1", "AntiGoMod1"), ("GoMod2", "AntiGoMod2"),
-        ("RTGo", "AntiRTGo"), ("RTGoMod1", "AntiRTGoMod1"), ("RTGoMod2", "AntiRTGoMod2"),
-    ),
-    "standard/RT": (
-        ("Go", "RTGo"), ("GoMod1", "RTGoMod1"), ("GoMod2", "RTGoMod2"),
-        ("AntiGo", "AntiRTGo"), ("AntiGoMod1", "AntiRTGoMod1"), ("AntiGoMod2", "AntiRTGoMod2"),
-    ),
-    "strongest/weakest": (
-        ("DM", "AntiDM"), ("DMMod1", "AntiDMMod1"), ("DMMod2", "AntiDMMod2"),
-        ("MultiDM", "AntiMultiDM"), ("ConDM", "ConAntiDM"), ("COMP1", "AntiCOMP1"),
-        ("COMP2", "AntiCOMP2"), ("MultiCOMP1", "AntiMultiCOMP1"),
-        ("MultiCOMP2", "AntiMultiCOMP2"),
-    ),
-    "longest/shortest": (
-        ("Dur1", "AntiDur1"), ("Dur2", "AntiDur2"), ("MultiDur1", "AntiMultiDur1"),
-        ("MultiDur2", "AntiMultiDur2"),
-    ),
-    "first/second": (
-        ("Dur1", "Dur2"), ("AntiDur1", "AntiDur2"), ("MultiDur1", "MultiDur2"),
-        ("AntiMultiDur1", "AntiMultiDur2"), ("Dur1Mod1", "Dur2Mod1"), ("Dur1Mod2", "Dur2Mod2"),
-        ("COMP1", "COMP2"), ("MultiCOMP1", "MultiCOMP2"), ("AntiCOMP1", "AntiCOMP2"),
-        ("AntiMultiCOMP1", "AntiMultiCOMP2"), ("COMP1Mod1", "COMP2Mod1"),
-        ("COMP1Mod2", "COMP2Mod2"),
-    ),
-    "match/non-match": (("DMS", "DNMS"), ("DMC", "DNMC")),
-    "stimulus/category": (("DNMS", "DNMC"), ("DMS", "DMC")),
-    "mod1/mod2": (
-        ("GoMod1", "GoMod2"), ("AntiGoMod1", "AntiGoMod2"), ("RTGoMod1", "RTGoMod2"),
-        ("AntiRTGoMod1", "AntiRTGoMod2"), ("DMMod1", "DMMod2"), ("AntiDMMod1", "AntiDMMod2"),
-        ("COMP1Mod1", "COMP1Mod2"), ("COMP2Mod1", "COMP2Mod2"), ("Dur1Mod1", "Dur1Mod2"),
-        ("Dur2Mod1", "Dur2Mod2"),
-    ),
-}
+# The eight dichotomies of METHODS §7 (data in instructnet.tasks.constants; a study with
+# fewer tasks uses instructnet.tasks.study.Study.dichotomies()).
 # The structure-vector axis (METHODS §2) each dichotomy splits: side A is +1 there,
 # side B −1 (checked by the tests against the structure table).
 DICHOTOMY_AXIS: dict[str, int] = {name: STRUCTURE_AXES.index(name) for name in DICHOTOMIES}
@@ -184,14 +150,16 @@ HIERARCHY_COLUMNS = ["variant", "layer", "stage", "depth", "position", *COLUMNS]
 
 
 def layer_ccgp(layers: list[tuple[str, Mapping[str, np.ndarray]]], C: float = 1.0,
-               stage: str = "language") -> pd.DataFrame:
+               stage: str = "language",
+               dichotomies: Mapping[str, tuple[tuple[str, str], ...]] = DICHOTOMIES) -> pd.DataFrame:
     """CCGP of every layer of a stack [(layer name, task -> samples)], each layer scaled
     by :func:`layer_scale`: DataFrame(layer, stage, depth, dichotomy, task, score,
-    n_combinations), depth = index in the stack."""
+    n_combinations), depth = index in the stack. ``dichotomies``: a study's
+    (instructnet.tasks.study.Study.dichotomies)."""
     frames = []
     for depth, (name, reps) in enumerate(layers):
         scaled = _scaled(reps)
-        s = ccgp_scores(scaled, C=C)
+        s = ccgp_scores(scaled, dichotomies, C=C)
         s.insert(0, "depth", np.int32(depth))
         s.insert(0, "stage", stage)
         s.insert(0, "layer", name)
@@ -210,7 +178,8 @@ def _scaled(reps: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def model_ccgp(model_layers: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]],
-               language: pd.DataFrame | None = None, C: float = 1.0) -> pd.DataFrame:
+               language: pd.DataFrame | None = None, C: float = 1.0,
+               dichotomies: Mapping[str, tuple[tuple[str, str], ...]] = DICHOTOMIES) -> pd.DataFrame:
     """CCGP over a model's whole hierarchy: language-model layers (pre-computed rows
     ``language`` from :func:`layer_ccgp`, shared by every model of that language model),
     then the model's own layers in order ``rule``/``embedding``/``rnn``.
@@ -233,7 +202,7 @@ def model_ccgp(model_layers: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]
     for k, name in enumerate(own):
         cache = FitCache()
         base = _scaled(standard[name])
-        s = ccgp_scores(base, C=C, cache=cache)
+        s = ccgp_scores(base, dichotomies, C=C, cache=cache)
         s.insert(0, "variant", "standard")
         parts = [s]
         swapped = model_layers.get("swapped", {}).get(name)
@@ -242,7 +211,7 @@ def model_ccgp(model_layers: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]
             scale = _scale_of(standard[name])
             reps = {**base, **{t: np.asarray(v, np.float64) / scale for t, v in swapped.items()}}
             keys = {t: ("swapped", t) for t in swapped}
-            sw = ccgp_scores(reps, C=C, keys=keys, cache=cache, tasks=set(swapped))
+            sw = ccgp_scores(reps, dichotomies, C=C, keys=keys, cache=cache, tasks=set(swapped))
             sw.insert(0, "variant", "swapped")
             parts.append(sw)
         for p in parts:

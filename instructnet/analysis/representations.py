@@ -34,11 +34,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from ..tasks.constants import TASK_INDEX, TASKS
+from ..tasks.constants import PCA_TASKS, TASK_INDEX, TASKS  # noqa: F401 (PCA_TASKS re-exported)
 
 MODEL_LAYERS = ("rule", "embedding", "rnn")
-# Figure 3a-d: the four tasks of the PCA panels (AntiDMMod1 is held out in swap9).
-PCA_TASKS = ("DMMod1", "AntiDMMod1", "DMMod2", "AntiDMMod2")
 
 
 def stimulus_onset(trials) -> torch.Tensor:
@@ -158,12 +156,15 @@ def layer_arrays(df: pd.DataFrame, variant: str, layer: str) -> dict[str, np.nda
 
 
 def language_layers(layers_path: str | Path | None, pooled_path: str | Path,
-                    split: str = "train") -> list[tuple[str, dict[str, np.ndarray]]]:
+                    split: str = "train", tasks: Sequence[str] = TASKS
+                    ) -> list[tuple[str, dict[str, np.ndarray]]]:
     """[(layer name, task -> (sentences, d))] of a language model over the ``split``
-    instructions, from the per-layer cache (``lm{k}``, k = hidden-state index, 0 = the
-    embedding output). A model without layers (bag of words) gives its pooled
-    embedding as the single layer ``bow``."""
+    instructions of ``tasks`` (a study's), from the per-layer cache (``lm{k}``, k =
+    hidden-state index, 0 = the embedding output). A model without layers (bag of
+    words) gives its pooled embedding as the single layer ``bow``."""
     from ..embeddings import read_embeddings, read_layers
+
+    order = [t for t in TASKS if t in set(tasks)]
 
     out = []
     if layers_path is not None:
@@ -172,15 +173,15 @@ def language_layers(layers_path: str | Path | None, pooled_path: str | Path,
             n = acts.shape[1]
             first = rows.iloc[:n]
             keep = (first["split"] == split).to_numpy()
-            tasks = first["task"].to_numpy()
+            names = first["task"].to_numpy()
             for k, layer_id in enumerate(pd.unique(rows["layer"])):
                 out.append((f"lm{int(layer_id)}",
-                            {t: acts[k][keep & (tasks == t)] for t in TASKS if (keep & (tasks == t)).any()}))
+                            {t: acts[k][keep & (names == t)] for t in order if (keep & (names == t)).any()}))
             return out
     rows, vectors = read_embeddings(pooled_path)
     keep = (rows["split"] == split).to_numpy()
-    tasks = rows["task"].to_numpy()
-    return [("bow", {t: vectors[keep & (tasks == t)] for t in TASKS if (keep & (tasks == t)).any()})]
+    names = rows["task"].to_numpy()
+    return [("bow", {t: vectors[keep & (names == t)] for t in order if (keep & (names == t)).any()})]
 
 
 def pca_table(reps: Mapping[tuple[str, str, int], pd.DataFrame], tasks: Sequence[str],

@@ -41,13 +41,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..tasks.constants import FAMILIES, TASK_INDEX, TASKS
+from ..tasks.constants import FAMILIES, TASK_INDEX, TASKS, UNIT_TASKS
 
 TWO_PI = 2 * math.pi
 GO_TASKS = FAMILIES["Go"]
-MATCH_TASKS = ("DMS", "DNMS", "DMC", "DNMC")
-DM_TASKS = ("DM", "AntiDM")
-COMP_TASKS = ("COMP1", "COMP2")
+MATCH_TASKS = UNIT_TASKS["matching"]
+DM_TASKS = UNIT_TASKS["dm"]
+COMP_TASKS = UNIT_TASKS["comp"]
 SELECTION = {
     "go": "largest min(tuning depth in Go, tuning depth in AntiGo)",
     "matching": "largest mean |d'| (match vs non-match) over DMS, DNMS, DMC, DNMC",

@@ -339,7 +339,8 @@ def run_job(job: Job, cfg: DesignConfig, cache_dir, device: str = "cpu") -> pd.D
     data = TrainingData(job.training, train_pools, train_sentences)
     epochs = cfg.batches // cfg.batches_per_epoch
     tcfg = TrainConfig(batch_size=cfg.batch_size, batches_per_epoch=cfg.batches_per_epoch,
-                       lr=cfg.lr, lr_decay=cfg.decay, min_epochs=epochs, max_epochs=epochs,
+                       lr=cfg.lr, lr_decay=cfg.decay, lr_decay_batches=cfg.batches_per_epoch,
+                       min_epochs=epochs, max_epochs=epochs,
                        threshold=1.0, grad_clip=cfg.grad_clip)
     model = build_model(spec, seed_int(cfg.base_seed, "init", spec.name, job.seed), embeddings,
                         cfg.hidden)
@@ -408,7 +409,8 @@ def run_packed(jobs: Sequence[Job], cfg: DesignConfig, cache_dir, device: str = 
     device = torch.device(device)
     epochs = cfg.batches // cfg.batches_per_epoch
     tcfg = TrainConfig(batch_size=cfg.batch_size, batches_per_epoch=cfg.batches_per_epoch,
-                       lr=cfg.lr, lr_decay=cfg.decay, min_epochs=epochs, max_epochs=epochs,
+                       lr=cfg.lr, lr_decay=cfg.decay, lr_decay_batches=cfg.batches_per_epoch,
+                       min_epochs=epochs, max_epochs=epochs,
                        threshold=1.0, grad_clip=cfg.grad_clip)
     all_tasks = sorted({t for j in jobs for t in j.tasks}, key=TASKS.index)
     train_pools = {k: v.to(device) for k, v in

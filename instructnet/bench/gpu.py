@@ -295,7 +295,7 @@ def training(cap_s: float = 150.0, threshold: float = 0.9, seeds=(0, 1, 2),
     pools = _pools(tasks, 512, 2024, "train", device)
     bpe = batches_per_epoch
     config = TrainConfig(batch_size=64, batches_per_epoch=bpe, lr=1e-3,
-                         lr_decay=0.95 ** (bpe / PAPER_BATCHES_PER_EPOCH), min_epochs=1,
+                         lr_decay=0.95, lr_decay_batches=PAPER_BATCHES_PER_EPOCH, min_epochs=1,
                          max_epochs=max_epochs, threshold=threshold)
     nets = _networks(models, seeds, tasks, config, device, pools, hidden=hidden)
     trainer = PackedTrainer(nets, progress=False, cuda_graphs=graphs)

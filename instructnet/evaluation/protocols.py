@@ -325,10 +325,12 @@ def reference_task_vector(model: SensorimotorModel, task: str,
 
 def combined_task_vector(model: SensorimotorModel, task: str,
                          sentences: Mapping[str, torch.Tensor] | None = None,
-                         instructed: bool | None = None):
-    """``(refs, v)`` with refs = (A, B, C) = compositional_references(task) and
-    v = tv(A) − tv(B) + tv(C)."""
-    refs = compositional_references(task)
+                         instructed: bool | None = None, trained: Sequence[str] | None = None):
+    """``(refs, v)`` with refs = (A, B, C) = compositional_references(task, trained) and
+    v = tv(A) − tv(B) + tv(C). ``trained`` (the model's training tasks) restricts the
+    references to tasks the model learnt (instructnet.tasks.study); ValueError if no
+    triple of them exists."""
+    refs = compositional_references(task, among=trained)
     a, b, c = (reference_task_vector(model, x, sentences, instructed) for x in refs)
     return refs, a - b + c
 
@@ -342,16 +344,19 @@ def combined_vectors(
     seed: int,
     device: str | torch.device = "cpu",
     instructed: bool | None = None,
+    trained: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Zero-shot accuracy with the compositional task vector tv(A) − tv(B) + tv(C):
     DataFrame(task, ref_a, ref_b, ref_c, repeat, accuracy). ``sentences`` (instructed
-    models) are the training-split rows of the reference tasks."""
+    models) are the training-split rows of the reference tasks; ``trained`` (the
+    model's training tasks) restricts A, B, C to them (see combined_task_vector)."""
     device = torch.device(device)
     instructed = _instructed(model, instructed)
     refs, vectors = {}, {}
     with _EvalMode(model, device):
         for task in tasks:
-            refs[task], vectors[task] = combined_task_vector(model, task, sentences, instructed)
+            refs[task], vectors[task] = combined_task_vector(model, task, sentences, instructed,
+                                                             trained)
     df = zero_shot(model, tasks, pools, None, config, seed, device, task_vectors=vectors,
                    instructed=instructed)
     for i, col in enumerate(("ref_a", "ref_b", "ref_c")):

@@ -55,7 +55,9 @@ def evaluate(
     elif test == "swapped":
         table = swapped_instructions(model, holdout, custom_holdouts, pools, train_rows, **common)
     elif test == "combined":
-        table = combined_vectors(model, tasks, pools, train_rows, **common)
+        # references among the tasks the model trained on (instructnet.tasks.study)
+        table = combined_vectors(model, tasks, pools, train_rows,
+                                 trained=meta["training_tasks"], **common)
     else:
         table = validation_instructions(model, tasks, pools, valid_rows, **common)
     table.insert(0, "seed", meta["seed"])

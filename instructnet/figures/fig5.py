@@ -63,20 +63,23 @@ def fig5d_examples(produced: pd.DataFrame, out, task: str = "AntiDMMod1", n: int
     return _save(fig, out)
 
 
-def fig5e_confusion(produced: pd.DataFrame, out) -> Path:
+def fig5e_confusion(produced: pd.DataFrame, out, tasks=None) -> Path:
     """Confusion matrix per instructing model: produced task (rows) × the task whose
-    training sentence it reproduced, or novel (columns); fraction novel in the title."""
+    training sentence it reproduced, or novel (columns); fraction novel in the title.
+    Columns: the study's ``tasks`` (default all 50) and any other task reproduced."""
     title = "Produced instructions: training sentence set or novel"
     if produced is None or produced.empty:
         return _empty_figure(out, "no produced instructions in this run", title)
     groups = list(produced.groupby("instructor_holdout", sort=True))
     produced_tasks = [t for t in TASKS if t in set(produced["task"])]
-    cols = [*TASKS, NOVEL]
+    shown = set(TASKS if tasks is None else tasks) | set(
+        produced.loc[~produced["novel"], "match_task"].dropna().astype(str))
+    cols = [*(t for t in TASKS if t in shown), NOVEL]
     with sns.axes_style("white"):
         fig, axes = plt.subplots(len(groups), 1, squeeze=False,
                                  figsize=(14, len(groups) * (2.4 + 0.28 * len(produced_tasks))))
         for ax, (holdout, g) in zip(axes[:, 0], groups):
-            matrix = confusion_matrix(g).reindex(columns=cols, fill_value=0.0)
+            matrix = confusion_matrix(g, cols[:-1]).reindex(columns=cols, fill_value=0.0)
             sns.heatmap(matrix, ax=ax, vmin=0, vmax=1, cmap="viridis", cbar=True,
                         xticklabels=cols, yticklabels=list(matrix.index),
                         cbar_kws={"label": "fraction"})

@@ -238,26 +238,20 @@ def production_tables(produced_paths: Sequence, partner_paths: Sequence, out) ->
 
 
 def check_production_config(config: Mapping, registry: Mapping[str, LanguageModel]) -> None:
-    """ValueError naming the key if the ``production`` section names unknown things."""
-    from ..tasks import holdout_registry
-    from ..tasks.constants import check_tasks
+    """ValueError naming the key if the ``production`` section names unknown things or
+    holdout groups and tasks outside the study's task set (``tasks``)."""
+    from ..tasks import Study
 
     prod = config.get("production")
     if not prod:
         return
-    custom = config.get("custom_holdouts") or {}
-    names = holdout_registry(custom)
-    for key in ("holdouts",):
-        for h in prod.get(key, []):
-            if h not in names:
-                raise ValueError(f"production.{key}: unknown holdout group {h!r}")
+    study = Study.from_config(config)
+    for h in prod.get("holdouts", []):
+        study.held_out(h, "production.holdouts")
     for h in (prod.get("partners") or {}).get("holdouts", []):
-        if h not in names:
-            raise ValueError(f"production.partners.holdouts: unknown holdout group {h!r}")
-    tasks = prod.get("tasks", "all")
-    if tasks != "all":
-        check_tasks(tasks)
-    check_tasks([prod.get("example_task", "AntiDMMod1")])
+        study.held_out(h, "production.partners.holdouts")
+    tasks = study.production_tasks(prod.get("tasks", "all"))
+    study.example_task(prod.get("example_task"), tasks)
     instructor = prod.get("instructor")
     if instructor:
         spec = check_instructor(instructor, registry)

@@ -21,6 +21,7 @@ from .constants import (
 from .generate import TrialCountError, derive_seed, generate_pool, generate_trials
 from .holdouts import HOLDOUTS, UnknownHoldoutError, held_out, holdout_registry, training_tasks
 from .schema import TrialTableError, read_trials, write_trials
+from .study import Study, StudyError, parse_tasks
 from .thresholds import ConThresholds, ThresholdTableError
 
 __all__ = [
@@ -29,7 +30,8 @@ __all__ = [
     "compositional_references", "TrialCountError", "derive_seed", "generate_pool",
     "generate_trials", "HOLDOUTS", "UnknownHoldoutError", "held_out", "holdout_registry",
     "training_tasks", "Rendered", "TrialBatch", "is_correct", "render", "draw_noise", "TrialTableError",
-    "read_trials", "write_trials", "ConThresholds", "ThresholdTableError",
+    "read_trials", "write_trials", "ConThresholds", "ThresholdTableError", "Study",
+    "StudyError", "parse_tasks",
 ]
 
 _TORCH_NAMES = {"Rendered", "TrialBatch", "is_correct", "render", "draw_noise"}

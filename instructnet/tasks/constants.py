@@ -108,18 +108,75 @@ STRUCTURE: dict[str, tuple[int, ...]] = {
 }
 
 
-def compositional_references(task: str) -> tuple[str, str, str]:
+# --- tasks that analyses are defined on (METHODS §7) --------------------------------
+# CCGP: the eight dichotomies, in METHODS order; pairs are (side A, side B), side A is
+# +1 and side B −1 on the structure axis of the dichotomy's name.
+DICHOTOMIES: dict[str, tuple[tuple[str, str], ...]] = {
+    "pro/anti": (
+        ("Go", "AntiGo"), ("GoMod1", "AntiGoMod1"), ("GoMod2", "AntiGoMod2"),
+        ("RTGo", "AntiRTGo"), ("RTGoMod1", "AntiRTGoMod1"), ("RTGoMod2", "AntiRTGoMod2"),
+    ),
+    "standard/RT": (
+        ("Go", "RTGo"), ("GoMod1", "RTGoMod1"), ("GoMod2", "RTGoMod2"),
+        ("AntiGo", "AntiRTGo"), ("AntiGoMod1", "AntiRTGoMod1"), ("AntiGoMod2", "AntiRTGoMod2"),
+    ),
+    "strongest/weakest": (
+        ("DM", "AntiDM"), ("DMMod1", "AntiDMMod1"), ("DMMod2", "AntiDMMod2"),
+        ("MultiDM", "AntiMultiDM"), ("ConDM", "ConAntiDM"), ("COMP1", "AntiCOMP1"),
+        ("COMP2", "AntiCOMP2"), ("MultiCOMP1", "AntiMultiCOMP1"),
+        ("MultiCOMP2", "AntiMultiCOMP2"),
+    ),
+    "longest/shortest": (
+        ("Dur1", "AntiDur1"), ("Dur2", "AntiDur2"), ("MultiDur1", "AntiMultiDur1"),
+        ("MultiDur2", "AntiMultiDur2"),
+    ),
+    "first/second": (
+        ("Dur1", "Dur2"), ("AntiDur1", "AntiDur2"), ("MultiDur1", "MultiDur2"),
+        ("AntiMultiDur1", "AntiMultiDur2"), ("Dur1Mod1", "Dur2Mod1"), ("Dur1Mod2", "Dur2Mod2"),
+        ("COMP1", "COMP2"), ("MultiCOMP1", "MultiCOMP2"), ("AntiCOMP1", "AntiCOMP2"),
+        ("AntiMultiCOMP1", "AntiMultiCOMP2"), ("COMP1Mod1", "COMP2Mod1"),
+        ("COMP1Mod2", "COMP2Mod2"),
+    ),
+    "match/non-match": (("DMS", "DNMS"), ("DMC", "DNMC")),
+    "stimulus/category": (("DNMS", "DNMC"), ("DMS", "DMC")),
+    "mod1/mod2": (
+        ("GoMod1", "GoMod2"), ("AntiGoMod1", "AntiGoMod2"), ("RTGoMod1", "RTGoMod2"),
+        ("AntiRTGoMod1", "AntiRTGoMod2"), ("DMMod1", "DMMod2"), ("AntiDMMod1", "AntiDMMod2"),
+        ("COMP1Mod1", "COMP1Mod2"), ("COMP2Mod1", "COMP2Mod2"), ("Dur1Mod1", "Dur1Mod2"),
+        ("Dur2Mod1", "Dur2Mod2"),
+    ),
+}
+# Figure 3a-d: the four tasks of the PCA panels (AntiDMMod1 is held out in swap9).
+PCA_TASKS: tuple[str, ...] = ("DMMod1", "AntiDMMod1", "DMMod2", "AntiDMMod2")
+# Figure 4: the tasks each single-unit analysis compares (its illustrated unit is
+# chosen from these; "go" also draws every other Go-family task present).
+UNIT_TASKS: dict[str, tuple[str, ...]] = {
+    "go": ("Go", "AntiGo"),
+    "matching": ("DMS", "DNMS", "DMC", "DNMC"),
+    "dm": ("DM", "AntiDM"),
+    "comp": ("COMP1", "COMP2"),
+}
+# The Con tasks, whose (noise, contrast) thresholds come from a table or a derivation
+# that probes DM and AntiDM with a SIMPLENET trained without them (METHODS §2).
+CON_TASKS: tuple[str, ...] = ("ConDM", "ConAntiDM")
+CON_PROBES: dict[str, str] = {"ConDM": "DM", "ConAntiDM": "AntiDM"}
+
+
+def compositional_references(task: str, among=None) -> tuple[str, str, str]:
     """Three tasks A, B, C of ``task``'s family with v(task) = v(A) - v(B) + v(C).
 
     Derived from the structure table (never from a hand-written list, which is how
     the reference implementation came to hold an inconsistent triple). Among all
     valid triples of distinct tasks other than ``task`` the first in canonical order
-    is returned, so the choice is deterministic.
+    is returned, so the choice is deterministic. ``among`` (e.g. a model's training
+    tasks) restricts A, B, C to those tasks; when every task of the unrestricted
+    triple is among them, the same triple is returned. ValueError if none exists.
     """
     check_task(task)
     family = FAMILIES[FAMILY_OF[task]]
     target = STRUCTURE[task]
-    others = [t for t in family if t != task]
+    allowed = None if among is None else set(among)
+    others = [t for t in family if t != task and (allowed is None or t in allowed)]
     for a in others:
         for b in others:
             for c in others:
@@ -130,7 +187,8 @@ def compositional_references(task: str) -> tuple[str, str, str]:
                 )
                 if combo == target:
                     return a, b, c
-    raise ValueError(f"no compositional triple exists for task {task!r}")
+    where = "" if among is None else " among the given tasks"
+    raise ValueError(f"no compositional triple exists for task {task!r}{where}")
 
 
 class UnknownTaskError(ValueError):

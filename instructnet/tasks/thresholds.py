@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CON_TASKS = ("ConDM", "ConAntiDM")
+from .constants import CON_TASKS
 # |contrast| range of Con trials; strengths are 1 ± c/2.
 CONTRAST_RANGE = (0.02, 0.25)
 DEFAULT_PATH = "instructnet/data/con_thresholds_default.csv"

@@ -17,11 +17,11 @@ import torch
 
 from ..models.network import SensorimotorModel
 from ..tasks import TrialBatch, is_correct, render
-from ..tasks.constants import TASK_INDEX
+from ..tasks.constants import CON_PROBES, TASK_INDEX
 from ..tasks.generate import decision_probe_trials, derive_seed
 from ..tasks.thresholds import ConThresholds
 
-PROBES = {"ConDM": "DM", "ConAntiDM": "AntiDM"}
+PROBES = CON_PROBES
 CRITERION = 0.95
 # Default sweep grid: noise s.d. levels and |contrasts| (strengths 1 ± c/2).
 DEFAULT_NOISE = tuple(np.round(np.linspace(0.1, 0.7, 13), 3))

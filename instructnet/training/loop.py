@@ -1,10 +1,16 @@
 """Training a sensorimotor model on a set of tasks (METHODS §6).
 
-Masked MSE, Adam, learning rate × ``lr_decay`` after every epoch. An epoch is
-``batches_per_epoch`` batches of ``batch_size`` trials; each batch holds trials of one
-task, and the tasks are interleaved at random (equal counts per task). Training stops
-when every training task is at least ``threshold`` correct over its batches of the
-last epoch and at least ``min_epochs`` have run, or at ``max_epochs``.
+Masked MSE, Adam, learning rate × ``lr_decay`` per ``lr_decay_batches`` batches (the
+paper: × 0.95 after every epoch of 2400 batches), applied once per epoch as
+``lr_decay ** (batches_per_epoch / lr_decay_batches)``, so that the rate after a given
+number of batches does not depend on the epoch size. An epoch is ``batches_per_epoch``
+batches of ``batch_size`` trials; each batch holds trials of one task, and the tasks
+are interleaved at random (equal counts per task).
+
+Training runs to criterion (the paper's stopping rule): it stops once every training
+task is at least ``threshold`` correct over its batches of the last epoch and at least
+``min_epochs`` have run. ``max_epochs`` is a safety cap: a run stopped there without
+meeting the criterion says so in its log and in ``model.pt`` (``reached_criterion``).
 
 Each batch draws trial latents from the task's training pool and fresh input noise
 from a seeded generator. A checkpoint (model, optimiser, scheduler, random states,
@@ -54,13 +60,15 @@ class TrainConfig:
     batches_per_epoch: int = 2400
     lr: float = 1e-3
     lr_decay: float = 0.95
+    lr_decay_batches: int = 2400  # lr × lr_decay per this many batches (paper: one epoch)
     min_epochs: int = 35
     max_epochs: int = 80
     threshold: float = 0.95
     grad_clip: float | None = 0.5  # clip gradients by value (reference); None: off
 
     def __post_init__(self):
-        positive_ints = ("batch_size", "batches_per_epoch", "min_epochs", "max_epochs")
+        positive_ints = ("batch_size", "batches_per_epoch", "lr_decay_batches", "min_epochs",
+                         "max_epochs")
         for name in positive_ints:
             value = getattr(self, name)
             if not is_positive_int(value):
@@ -77,6 +85,12 @@ class TrainConfig:
             raise TrainingConfigError(f"training.threshold must be in (0, 1], got {self.threshold!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise TrainingConfigError(f"training.grad_clip must be positive or null, got {self.grad_clip!r}")
+
+    @property
+    def epoch_lr_factor(self) -> float:
+        """The learning-rate factor applied after each epoch:
+        ``lr_decay ** (batches_per_epoch / lr_decay_batches)``."""
+        return self.lr_decay ** (self.batches_per_epoch / self.lr_decay_batches)
 
     @classmethod
     def from_mapping(cls, values: Mapping, **override) -> "TrainConfig":
@@ -177,6 +191,34 @@ def _task_schedule(rng: np.random.Generator, n_tasks: int, n_batches: int) -> np
     return rng.permutation(np.concatenate([base, extra]))
 
 
+def criterion_met(accuracies, config: TrainConfig) -> bool:
+    """Whether every training task's accuracy over the last epoch (``accuracies``) is at
+    least ``config.threshold`` (a task without a score fails)."""
+    values = np.asarray(list(accuracies), dtype=float)
+    return bool(len(values)) and bool((values >= config.threshold).all())
+
+
+def stop_training(epoch: int, accuracies, config: TrainConfig) -> bool:
+    """The stopping rule after ``epoch`` finished epochs: the criterion met and at least
+    ``min_epochs`` run, or ``max_epochs`` reached (the safety cap). Shared by Trainer and
+    the packed trainer, so that they stop alike."""
+    if epoch <= 0:
+        return False
+    if epoch >= config.max_epochs:
+        return True
+    return epoch >= config.min_epochs and criterion_met(accuracies, config)
+
+
+def log_stop(label: str, epoch: int, reached: bool, config: TrainConfig) -> None:
+    """Say why a run stopped; a run capped by max_epochs before its criterion warns."""
+    if reached:
+        log.info("%s: criterion met (every training task >= %.0f%%) after %d epochs",
+                 label, 100 * config.threshold, epoch)
+    else:
+        log.warning("%s: stopped at max_epochs (%d) without meeting the criterion "
+                    "(every training task >= %.0f%%)", label, epoch, 100 * config.threshold)
+
+
 def _save_atomic(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -209,7 +251,7 @@ class Trainer:
         if param_groups is None:
             param_groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         self.optimizer = torch.optim.Adam(param_groups, lr=config.lr)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, config.lr_decay)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, config.epoch_lr_factor)
         self.rng = np.random.default_rng(seed)
         self.noise = torch.Generator(device=self.device).manual_seed(seed)
         self.pools = {t: data.pools[t].to(self.device) for t in data.tasks}
@@ -304,19 +346,27 @@ class Trainer:
         return pd.DataFrame(rows)
 
     def done(self, epoch_table: pd.DataFrame) -> bool:
-        if self.epoch >= self.config.max_epochs:
-            return True
-        reached = (epoch_table["accuracy"] >= self.config.threshold).all()
-        return bool(reached) and self.epoch >= self.config.min_epochs
+        return stop_training(self.epoch, epoch_table["accuracy"], self.config)
 
-    def fit(self, checkpoint: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
-        """Train to criterion, resuming from ``checkpoint`` if it exists; return the log."""
+    @property
+    def reached_criterion(self) -> bool:
+        """Whether the last finished epoch met the criterion (every task ≥ threshold)."""
+        last = [row["accuracy"] for row in self.rows if row["epoch"] == self.epoch]
+        return criterion_met(last, self.config)
+
+    def fit(self, checkpoint: str | Path | None = None, progress: bool = True,
+            final: bool = True) -> pd.DataFrame:
+        """Train to criterion, resuming from ``checkpoint`` if it exists; return the log.
+        ``final=False``: a planned phase (the tuned variant's frozen epochs), whose end
+        is not reported as meeting or missing the criterion."""
         checkpoint = Path(checkpoint) if checkpoint else None
         if checkpoint is not None and checkpoint.exists():
             self.load_state(torch.load(checkpoint, map_location=self.device, weights_only=False))
             log.info("%s: resumed from %s after epoch %d", self.label, checkpoint, self.epoch)
             last = [row for row in self.rows if row["epoch"] == self.epoch]
             if last and self.done(pd.DataFrame(last)):
+                if final:
+                    log_stop(self.label, self.epoch, self.reached_criterion, self.config)
                 return self.log_table()
         while True:
             table = self.run_epoch(progress)
@@ -329,6 +379,8 @@ class Trainer:
             if checkpoint is not None:
                 _save_atomic(self.state(), checkpoint)
             if self.done(table):
+                if final:
+                    log_stop(self.label, self.epoch, self.reached_criterion, self.config)
                 return self.log_table()
 
     def log_table(self) -> pd.DataFrame:

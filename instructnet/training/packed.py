@@ -48,7 +48,10 @@ from .loop import (
     _save_atomic,
     _task_schedule,
     check_finite,
+    criterion_met,
+    log_stop,
     sample_batch,
+    stop_training,
 )
 from .run import instruction_rows, save_model, seed_int
 
@@ -149,7 +152,7 @@ class _Network:
                           if data.sentences else None)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(params, lr=self.config.lr)
-        self.sched = torch.optim.lr_scheduler.ExponentialLR(self.opt, self.config.lr_decay)
+        self.sched = torch.optim.lr_scheduler.ExponentialLR(self.opt, self.config.epoch_lr_factor)
         self.stacked = list(self.model.rnn.parameters()) + list(self.model.readout.parameters())
         ids = {id(p) for p in self.stacked}
         self.encoder_params = [p for p in params if id(p) not in ids]
@@ -188,14 +191,16 @@ class _Network:
         self.noise.set_state(state["noise"].cpu())  # map_location may have moved it
         self.rows = list(state["rows"])
 
+    def _last_accuracies(self) -> list[float]:
+        return [row["accuracy"] for row in self.rows if row["epoch"] == self.epoch]
+
     def done(self) -> bool:
-        """The unpacked Trainer's criterion on the last finished epoch."""
-        if self.epoch == 0:
-            return False
-        if self.epoch >= self.config.max_epochs:
-            return True
-        last = [row["accuracy"] for row in self.rows if row["epoch"] == self.epoch]
-        return all(a >= self.config.threshold for a in last) and self.epoch >= self.config.min_epochs
+        """The unpacked Trainer's stopping rule on the last finished epoch."""
+        return stop_training(self.epoch, self._last_accuracies(), self.config)
+
+    @property
+    def reached_criterion(self) -> bool:
+        return criterion_met(self._last_accuracies(), self.config)
 
     # -- an epoch ------------------------------------------------------------------------
     def begin_epoch(self) -> None:
@@ -255,7 +260,7 @@ class _Network:
         table = table.astype({"holdout": "string", "model": "string"})
         save_model(self.model.cpu(), m.spec, m.model_out, holdout=m.holdout, seed=m.seed,
                    training_tasks=list(m.tasks), train_config=asdict(self.config),
-                   epochs=self.epoch)
+                   epochs=self.epoch, reached_criterion=self.reached_criterion)
         table.to_parquet(m.log_out, index=False)
         return table
 
@@ -429,6 +434,7 @@ class PackedTrainer:
 
     def _finish(self, i: int) -> None:
         n = self.networks[i]
+        log_stop(n.label, n.epoch, n.reached_criterion, n.config)
         self.tables[i] = n.write_outputs()
         log.info("%s: finished after %d epochs; wrote %s", n.label, n.epoch, n.member.model_out)
 

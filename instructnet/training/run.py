@@ -144,7 +144,7 @@ def train_job(
             )
         frozen = replace(config, min_epochs=tuning.from_epoch, max_epochs=tuning.from_epoch)
         first = Trainer(model, data, frozen, data_seed, device, label)
-        first.fit(checkpoint, progress=progress)
+        first.fit(checkpoint, progress=progress, final=False)
         texts = [str(t) for t in rows["text"]]
         model = tuned_model(first.model, language_model, texts, tuning.blocks, device)
         lm_lr = tuning.lm_lr_gpt if spec.gpt else tuning.lm_lr
@@ -167,7 +167,7 @@ def train_job(
     table = table.astype({"holdout": "string", "model": "string"})
     save_model(trainer.model.cpu(), spec, model_out, holdout=holdout, seed=seed,
                training_tasks=list(tasks), train_config=asdict(config), epochs=trainer.epoch,
-               **meta)
+               reached_criterion=trainer.reached_criterion, **meta)
     table.to_parquet(log_out, index=False)
     for path in (checkpoint, phase_checkpoint):
         if path is not None:

@@ -6,6 +6,8 @@
 #   results/ccgp/{holdout}/{model}/seed{seed}.parquet             CCGP, every layer
 #   results/tables/ccgp{,_summary,_welch}.parquet, pca.parquet     aggregates
 #   results/units/{holdout}/{model}/seed{seed}/*.parquet           unit statistics
+# Everything runs on the study's tasks (STUDY, instructnet.tasks.study): CCGP uses the
+# dichotomies of study tasks; PCA and the Figure 4 panels need their fixed tasks.
 
 ANALYSIS = config.get("analysis", {})
 ANALYSIS_TRIALS = ANALYSIS.get("trials") or min(250, config["trials"]["pools"]["eval"])
@@ -20,13 +22,14 @@ FIGURES3 = ["fig3ad_pca", "fig3e_ccgp_zero_shot", "fig3f_ccgp_layers"]
 FIGURES4 = ["fig4a_go_tuning", "fig4b_matching", "fig4c_dm_contrast", "fig4d_comp",
             "supp_task_variance"]
 HELD = {h: list(held_out(h, CUSTOM_HOLDOUTS)) for h in HOLDOUT_NAMES}
+DICHOTOMIES = STUDY.dichotomies()
 
 
 def _model_inputs(wildcards):
     spec = MODEL_SPECS[wildcards.model]
     inputs = {
         "model": f"results/models/{wildcards.holdout}/{wildcards.model}/seed{wildcards.seed}/model.pt",
-        "pools": expand("results/trials/eval/{task}.parquet", task=TASKS),
+        "pools": expand("results/trials/eval/{task}.parquet", task=STUDY.tasks),
     }
     if spec.instructed:
         inputs["embeddings"] = f"results/embeddings/{spec.lm}.parquet"
@@ -41,6 +44,7 @@ rule representations:
     output:
         "results/representations/{holdout}/{model}/seed{seed}.parquet",
     params:
+        tasks=STUDY.tasks,
         trials=ANALYSIS_TRIALS,
         custom=CUSTOM_HOLDOUTS,
         seed=config["seed"],
@@ -68,6 +72,8 @@ rule ccgp_language:
         "results/ccgp/language/{lm}.parquet",
     params:
         C=SVM_C,
+        tasks=STUDY.tasks,
+        dichotomies=DICHOTOMIES,
     threads: 1
     log:
         "logs/ccgp/language/{lm}.log",
@@ -93,6 +99,8 @@ rule ccgp:
         "results/ccgp/{holdout}/{model}/seed{seed}.parquet",
     params:
         C=SVM_C,
+        tasks=STUDY.tasks,
+        dichotomies=DICHOTOMIES,
     threads: 1
     log:
         "logs/ccgp/{holdout}/{model}/seed{seed}.log",
@@ -125,12 +133,17 @@ rule ccgp_tables:
         "../../scripts/ccgp_tables.py"
 
 
+def _pca_inputs(wildcards):
+    STUDY.require_figure("fig3ad_pca")  # its four tasks must be in the study
+    return expand("results/representations/{holdout}/{model}/seed{seed}.parquet",
+                  holdout=PCA_HOLDOUT, model=MODELS, seed=SEEDS[0])
+
+
 rule pca:
     """First three principal components of the RNN states at stimulus onset and of the
     task embeddings for DMMod1, AntiDMMod1, DMMod2, AntiDMMod2 (Figure 3a-d)."""
     input:
-        expand("results/representations/{holdout}/{model}/seed{seed}.parquet",
-               holdout=PCA_HOLDOUT, model=MODELS, seed=SEEDS[0]),
+        _pca_inputs,
     output:
         "results/tables/pca.parquet",
     params:
@@ -152,6 +165,7 @@ rule units:
         curves="results/units/{holdout}/{model}/seed{seed}/unit_curves.parquet",
         variance="results/units/{holdout}/{model}/seed{seed}/task_variance.parquet",
     params:
+        tasks=STUDY.tasks,
         trials=_UNITS.get("trials") or min(128, config["trials"]["pools"]["eval"]),
         bins=_UNITS.get("bins", 8),
         max_clusters=_UNITS.get("max_clusters", 10),
@@ -169,6 +183,7 @@ rule units:
 
 
 def _figure3_inputs(wildcards):
+    STUDY.require_figure(wildcards.figure)
     t = "results/tables/"
     return {
         "fig3ad_pca": [t + "pca.parquet"],
@@ -196,12 +211,16 @@ rule figure3:
         "../../scripts/plot_figure3.py"
 
 
+def _figure4_inputs(wildcards):
+    STUDY.require_figure(wildcards.figure)
+    return {name: f"{UNITS_DIR}/{table}.parquet" for name, table in
+            (("stats", "unit_stats"), ("curves", "unit_curves"), ("variance", "task_variance"))}
+
+
 rule figure4:
     """One Figure 4 panel (or the task-variance heatmap), from the unit tables alone."""
     input:
-        stats=f"{UNITS_DIR}/unit_stats.parquet",
-        curves=f"{UNITS_DIR}/unit_curves.parquet",
-        variance=f"{UNITS_DIR}/task_variance.parquet",
+        unpack(_figure4_inputs),
     output:
         png=report("results/figures/{figure}.png", category="Figure 4",
                    subcategory="{figure}", caption="../report/figure4.rst"),
@@ -219,14 +238,17 @@ rule figure4:
 
 
 def analysis_targets():
-    """The Figure 3/4 panels and tables the current config supports."""
-    wanted = ["results/tables/ccgp.parquet", "results/tables/ccgp_summary.parquet",
-              "results/figures/fig3f_ccgp_layers.png"]
-    heldout_groups = [h for h in config["holdouts"] if HELD[h]]
-    if heldout_groups and "heldout" in EVAL_TESTS:
-        wanted.append("results/figures/fig3e_ccgp_zero_shot.png")
-    if PCA_HOLDOUT in config["holdouts"] and MODELS:
+    """The Figure 3/4 panels and tables the current config and study support (panels
+    whose tasks are not in the study are left out: STUDY.figure_applies)."""
+    wanted = []
+    if DICHOTOMIES:
+        wanted += ["results/tables/ccgp.parquet", "results/tables/ccgp_summary.parquet",
+                   "results/figures/fig3f_ccgp_layers.png"]
+        heldout_groups = [h for h in config["holdouts"] if HELD[h]]
+        if heldout_groups and "heldout" in EVAL_TESTS:
+            wanted.append("results/figures/fig3e_ccgp_zero_shot.png")
+    if PCA_HOLDOUT in config["holdouts"] and MODELS and STUDY.figure_applies("fig3ad_pca"):
         wanted.append("results/figures/fig3ad_pca.png")
     if UNITS_HOLDOUT in config["holdouts"] and MODELS:
-        wanted += [f"results/figures/{f}.png" for f in FIGURES4]
+        wanted += [f"results/figures/{f}.png" for f in FIGURES4 if STUDY.figure_applies(f)]
     return wanted

@@ -1,13 +1,17 @@
-# Shared definitions: the task list, config checks and helpers for the rules.
+# Shared definitions: the study's task set, config checks and helpers for the rules.
 
 import os
 
 from instructnet.config import check_config
 from instructnet.embeddings import language_models
 from instructnet.models.spec import RULE_MODELS, model_spec
-from instructnet.tasks import TASKS, held_out, holdout_registry, training_tasks
+from instructnet.tasks import Study, held_out, holdout_registry
+from instructnet.tasks.constants import CON_TASKS
 
 check_config(config)
+# The study's task set (config key `tasks`, default all 50) and every decision of what
+# applies to it: instructnet.tasks.study. Rules take task lists from STUDY only.
+STUDY = Study.from_config(config)
 
 # name -> LanguageModel: the built-in registry plus config["language_model_registry"].
 LANGUAGE_MODELS = language_models(config.get("language_model_registry"))
@@ -25,12 +29,16 @@ MODEL_SPECS = {
 }
 SEEDS = config.get("training", {}).get("seeds", [0])
 
-CON_TASKS = ("ConDM", "ConAntiDM")
 POOLS = list(config["trials"]["pools"])
 
 
+def training_tasks(holdout):
+    """Tasks a model of ``holdout`` trains on: the study's minus the held-out ones."""
+    return STUDY.training_tasks(holdout)
+
+
 wildcard_constraints:
-    task="|".join(TASKS),
+    task="|".join(STUDY.tasks),  # only the study's pools are made
     pool="|".join(POOLS),
     lm="|".join(LANGUAGE_MODELS),
     holdout="|".join(HOLDOUT_NAMES),
@@ -39,8 +47,8 @@ wildcard_constraints:
 
 
 def trial_pools():
-    """Every trial pool of every task."""
-    return expand("results/trials/{pool}/{task}.parquet", pool=POOLS, task=TASKS)
+    """Every trial pool of every task of the study."""
+    return expand("results/trials/{pool}/{task}.parquet", pool=POOLS, task=STUDY.tasks)
 
 
 def repo_path(path):

@@ -1,7 +1,7 @@
 # Evaluation of trained models (METHODS §6): one job per (holdout, model, seed, test).
 #   heldout     learning curves on each held-out task (batch 0 = zero-shot)
 #   swapped     held-out tasks given the next group member's instructions (instructed)
-#   combined    task vectors from the three compositional reference tasks
+#   combined    task vectors from three compositional reference tasks the model trained on
 #   input_only  held-out learning with only the RNN's input weights trained
 #   validation  every task with its validation instructions (multitask, instructed)
 
@@ -10,8 +10,10 @@ EVAL_TESTS = EVAL.get("tests", ["heldout", "swapped", "combined", "input_only", 
 
 
 def eval_tasks(holdout, test):
-    """Tasks a test scores: every task for validation, else the held-out tasks."""
-    return list(TASKS) if test == "validation" else list(held_out(holdout, CUSTOM_HOLDOUTS))
+    """Tasks a test scores (instructnet.tasks.study.Study.evaluation_tasks): every study
+    task for validation, else the held-out tasks (combined: those with references among
+    the training tasks)."""
+    return STUDY.evaluation_tasks(holdout, test)
 
 
 def eval_applies(holdout, model, test):
@@ -19,7 +21,7 @@ def eval_applies(holdout, model, test):
     spec = MODEL_SPECS[model]
     if test == "validation":
         return spec.instructed and not held_out(holdout, CUSTOM_HOLDOUTS)
-    if not held_out(holdout, CUSTOM_HOLDOUTS):
+    if not eval_tasks(holdout, test):
         return False
     return spec.instructed or test != "swapped"
 

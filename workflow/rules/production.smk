@@ -16,7 +16,8 @@ if PROD:
     PROD_LM = MODEL_SPECS[PROD_MODEL].lm
     PROD_SEED = PROD.get("instructor_seed", 0)
     PROD_HOLDOUTS = list(PROD.get("holdouts", ["multitask"]))
-    PROD_TASKS = list(TASKS) if PROD.get("tasks", "all") == "all" else list(PROD["tasks"])
+    PROD_TASKS = STUDY.production_tasks(PROD.get("tasks", "all"))
+    PROD_EXAMPLE = STUDY.example_task(PROD.get("example_task"), PROD_TASKS)
     PARTNERS = PROD.get("partners") or {}
 FIGURES5 = ["fig5d_examples", "fig5e_confusion", "fig5f_partners"]
 PROD_DIR = "results/production/{holdout}/{model}/seed{seed}"
@@ -42,12 +43,12 @@ rule production_decoder:
         model=_instructor,
         embeddings=lambda w: f"results/embeddings/{MODEL_SPECS[w.model].lm}.parquet",
         pools=lambda w: expand("results/trials/train/{task}.parquet",
-                               task=training_tasks(w.holdout, CUSTOM_HOLDOUTS)),
+                               task=training_tasks(w.holdout)),
     output:
         decoder=PROD_DIR + "/decoder.pt",
         log=PROD_DIR + "/decoder_log.parquet",
     params:
-        tasks=lambda w: training_tasks(w.holdout, CUSTOM_HOLDOUTS),
+        tasks=lambda w: training_tasks(w.holdout),
         settings=lambda w: PROD.get("decoder") or {},
         seed=config["seed"],
     threads: 2
@@ -205,7 +206,8 @@ rule figure5:
     wildcard_constraints:
         figure="|".join(FIGURES5),
     params:
-        example_task=PROD.get("example_task", "AntiDMMod1"),
+        example_task=PROD_EXAMPLE if PROD else None,
+        tasks=STUDY.tasks,
     localrule: True
     log:
         "logs/figures/{figure}.log",

@@ -1,7 +1,12 @@
 # Tables of the evaluation results, statistics, the fidelity table and Figure 2.
 
-SWAP_HOLDOUTS = [h for h in config["holdouts"] if h.startswith("swap")] or [f"swap{i}" for i in range(10)]
-FAMILY_HOLDOUTS = [f"family{i}" for i in range(12)]
+# Holdout groups of the swap and family panels: those of the config, else the built-in
+# groups that fit the study (instructnet.tasks.study), else (tuned panel) the config's
+# groups that hold tasks out.
+SWAP_HOLDOUTS = ([h for h in config["holdouts"] if h.startswith("swap")]
+                 or STUDY.builtin_holdouts("swap")
+                 or [h for h in config["holdouts"] if held_out(h, CUSTOM_HOLDOUTS)])
+FAMILY_HOLDOUTS = STUDY.builtin_holdouts("family")
 TUNED = [m for m in MODELS if m.endswith("_tuned")]
 # Figure 2e compares tuned models with their untuned twins: those of the config, or,
 # when it lists none (the panel was requested explicitly), the tuned variants of its
@@ -63,6 +68,7 @@ rule statistics:
 
 
 def figure_inputs(wildcards):
+    STUDY.require_figure(wildcards.figure)  # fig2f: conditional and imperative tasks
     t = "results/tables/"
     return {
         "fig2a_learning_curves": [t + "heldout.parquet"],
@@ -96,8 +102,10 @@ rule figure2:
 
 def figure2_targets():
     """The Figure 2 set the current config supports."""
-    wanted = ["fig2a_learning_curves", "fig2b_distribution", "fig2f_clause",
-              "supp_training_curves", "supp_welch_heatmaps"]
+    wanted = ["fig2a_learning_curves", "fig2b_distribution", "supp_training_curves",
+              "supp_welch_heatmaps"]
+    if STUDY.figure_applies("fig2f_clause"):
+        wanted.append("fig2f_clause")
     instructed = any(MODEL_SPECS[m].instructed for m in MODELS)
     if "swapped" in EVAL_TESTS and instructed:
         wanted.append("fig2c_swapped")

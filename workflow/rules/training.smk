@@ -2,7 +2,7 @@
 
 
 def train_inputs(wildcards):
-    tasks = training_tasks(wildcards.holdout, CUSTOM_HOLDOUTS)
+    tasks = training_tasks(wildcards.holdout)
     inputs = {"pools": expand("results/trials/train/{task}.parquet", task=tasks)}
     spec = MODEL_SPECS[wildcards.model]
     if spec.instructed:
@@ -20,7 +20,7 @@ rule train:
         log="results/models/{holdout}/{model}/seed{seed}/train_log.parquet",
     params:
         spec=lambda w: MODEL_SPECS[w.model],
-        tasks=lambda w: training_tasks(w.holdout, CUSTOM_HOLDOUTS),
+        tasks=lambda w: training_tasks(w.holdout),
         training=lambda w: train_settings(MODEL_SPECS[w.model]),
         hidden=config["training"].get("hidden", 256),
         seed=config["seed"],
@@ -61,7 +61,7 @@ def packed_members(models):
 
 def packed_inputs(models):
     def inputs(wildcards):
-        tasks = training_tasks(wildcards.holdout, CUSTOM_HOLDOUTS)
+        tasks = training_tasks(wildcards.holdout)
         lms = sorted({MODEL_SPECS[m].lm for m in models(wildcards) if MODEL_SPECS[m].instructed})
         return {"pools": expand("results/trials/train/{task}.parquet", task=tasks),
                 "embeddings": [f"results/embeddings/{lm}.parquet" for lm in lms]}
@@ -75,7 +75,7 @@ def packed_params(models):
         members=lambda w: packed_members(models(w)),
         specs=lambda w: {m: MODEL_SPECS[m] for m in models(w)},
         training=lambda w: {m: train_settings(MODEL_SPECS[m]) for m in models(w)},
-        tasks=lambda w: training_tasks(w.holdout, CUSTOM_HOLDOUTS),
+        tasks=lambda w: training_tasks(w.holdout),
         checkpoints=lambda w: [f"results/models/{w.holdout}/{m}/seed{s}/checkpoint.pt"
                                for m, s in packed_members(models(w))],
         hidden=config["training"].get("hidden", 256),

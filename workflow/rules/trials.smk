@@ -25,7 +25,8 @@ rule task_examples:
     input:
         expand(
             "results/trials/eval/{task}.parquet",
-            task=config.get("figures", {}).get("task_examples", ["Go", "DM", "COMP1", "Dur1", "DMS"]),
+            # figures.task_examples, or the first study task of each family
+            task=STUDY.task_examples((config.get("figures") or {}).get("task_examples")),
         ),
     output:
         report(
