@@ -133,20 +133,20 @@ def sample_batch(
     instructed models, one instruction row per trial from ``choices``; see
     :func:`draw_batch` for the two kinds of random streams. Returns (trials, rows or
     None), or (the trials' indices into ``pool``, rows or None) if ``indices_only``."""
-    if rng is None:  # device streams: drawn where the pool lives, nothing crosses to the host
-        idx = torch.randint(0, len(pool), (batch_size,), generator=noise, device=pool.device)
-    else:
-        idx = torch.as_tensor(rng.integers(0, len(pool), batch_size), device=pool.device)
+    idx = _draw_indices(rng, noise, len(pool), batch_size, pool.device)
     trials = idx if indices_only else pool[idx]
     sentence_idx = None
     if choices is not None:
-        if rng is None:
-            pick = torch.randint(0, len(choices), (batch_size,), generator=noise,
-                                 device=choices.device)
-        else:
-            pick = torch.as_tensor(rng.integers(0, len(choices), batch_size), device=choices.device)
-        sentence_idx = choices[pick]
+        sentence_idx = choices[_draw_indices(rng, noise, len(choices), batch_size, choices.device)]
     return trials, sentence_idx
+
+
+def _draw_indices(rng, noise, n: int, size: int, device) -> torch.Tensor:
+    """``size`` uniform indices below ``n`` on ``device``: from ``noise`` where it lives
+    (device streams: nothing crosses to the host), or from the numpy ``rng``."""
+    if rng is None:
+        return torch.randint(0, n, (size,), generator=noise, device=device)
+    return torch.as_tensor(rng.integers(0, n, size), device=device)
 
 
 def draw_batch(
