@@ -60,6 +60,8 @@ def main(argv=None) -> None:
     d.add_argument("--group-seed", type=int, default=0)
     d.add_argument("--list-eligible", action="store_true",
                    help="print the tasks the principle allows to hold out, and the groups; train nothing")
+    d.add_argument("--collect", action="store_true",
+                   help="train nothing: gather every finished job under OUT/jobs into OUT/design.parquet")
     d.add_argument("--no-check", action="store_true", help="allow groups that break the principle")
     d.add_argument("--models", nargs="+", default=["simplenet", "structurenet", "sbertnet_minilm"])
     d.add_argument("--seeds", nargs="+", type=int, default=[0])

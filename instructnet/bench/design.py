@@ -526,6 +526,19 @@ def run_sweep(jobs: Sequence[Job], cfg: DesignConfig, out_dir: str | Path,
     return table
 
 
+def collect(out_dir: str | Path) -> pd.DataFrame:
+    """Every finished job under ``out_dir/jobs`` (whatever sweep wrote it) into
+    ``out_dir/design.parquet`` and ``out_dir/summary.json``."""
+    out_dir = Path(out_dir)
+    files = sorted((out_dir / "jobs").glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no finished job under {out_dir / 'jobs'}")
+    table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).astype(COLUMNS)
+    table.to_parquet(out_dir / "design.parquet", index=False)
+    (out_dir / "summary.json").write_text(json.dumps(summarize(table).to_dict("records"), indent=1))
+    return table
+
+
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
     """One row per job and evaluation point: mean and min training accuracy (fresh
     trials), zero-shot accuracy per held-out task and its mean, CPU seconds."""
@@ -569,6 +582,10 @@ def main(args) -> dict:
                      "groups": {n: list(g) for n, g in groups.items()
                                 if set(g) <= set(task_set(ts)) and only_in.get(n, ts) == ts}}
                 for ts in args.task_set}
+    if args.collect:
+        table = collect(args.out)
+        summary = summarize(table)
+        return {"out": str(Path(args.out) / "design.parquet"), "summary": summary.to_dict("records")}
     cfg = DesignConfig(batches=args.batches, eval_every=args.eval_every,
                        batches_per_epoch=args.batches_per_epoch, lr=args.lr,
                        lr_decay=args.lr_decay, hidden=args.hidden,
