@@ -373,11 +373,11 @@ def _log_point(job: Job, rows: list[dict], batches: int, cpu: float) -> None:
              ", ".join(f"{t} {a:.2f}" for t, a in ho.items()), cpu)
 
 
-def _worker_init() -> None:
+def _worker_init(threads: int = 1) -> None:
     import torch
 
-    torch.set_num_threads(1)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
 
 
 def _run_and_save(args) -> str:
@@ -487,7 +487,7 @@ def make_jobs(task_sets: Sequence[str], groups: Mapping[str, Sequence[str]],
 
 def run_sweep(jobs: Sequence[Job], cfg: DesignConfig, out_dir: str | Path,
               cache_dir: str | Path | None = None, n_jobs: int = 2, device: str = "cpu",
-              packed: bool = False) -> pd.DataFrame:
+              packed: bool = False, threads: int = 1) -> pd.DataFrame:
     """Run every job not yet in ``out_dir/jobs`` and write ``out_dir/design.parquet``
     (all rows) and ``out_dir/summary.json`` (one entry per job at its last point)."""
     out_dir = Path(out_dir)
@@ -497,7 +497,8 @@ def run_sweep(jobs: Sequence[Job], cfg: DesignConfig, out_dir: str | Path,
     ensure_embeddings(lms, cache_dir)
     cfg.checkpoints()  # validate before starting anything
     (out_dir / "config.json").write_text(json.dumps(
-        {"config": cfg.__dict__, "lr_decay_per_epoch": cfg.decay,
+        {"config": cfg.__dict__, "lr_decay_per_epoch": cfg.decay, "threads": threads,
+         "parallel_jobs": n_jobs, "device": str(device), "packed": packed,
          "jobs": [j.__dict__ for j in jobs]}, indent=1, default=list))
     todo = [j for j in jobs if not (out_dir / "jobs" / j.file_name).exists()]
     if packed:
@@ -509,13 +510,21 @@ def run_sweep(jobs: Sequence[Job], cfg: DesignConfig, out_dir: str | Path,
                 df.to_parquet(out_dir / "jobs" / job.file_name, index=False)
     elif todo:
         args = [(j, cfg, cache_dir, out_dir, device) for j in todo]
-        if n_jobs <= 1:  # in this process, with its thread settings
-            for a in args:
-                _run_and_save(a)
+        if n_jobs <= 1:  # in this process, with ``threads`` torch threads meanwhile
+            import torch
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                for a in args:
+                    _run_and_save(a)
+            finally:
+                torch.set_num_threads(before)
         else:
-            os.environ.setdefault("OMP_NUM_THREADS", "1")
+            os.environ.setdefault("OMP_NUM_THREADS", str(threads))
             ctx = mp.get_context("spawn")
-            with ctx.Pool(n_jobs, initializer=_worker_init, maxtasksperchild=1) as pool:
+            with ctx.Pool(n_jobs, initializer=_worker_init, initargs=(threads,),
+                          maxtasksperchild=1) as pool:
                 for path in pool.imap_unordered(_run_and_save, args):
                     log.info("wrote %s", path)
     frames = [pd.read_parquet(out_dir / "jobs" / j.file_name) for j in jobs]
@@ -569,7 +578,7 @@ def parse_group(text: str) -> tuple[str, tuple[str, ...]]:
 
 def main(args) -> dict:
     """The ``design`` subcommand (arguments from instructnet.bench.__main__)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
     groups = dict(parse_group(g) for g in args.group)
     only_in = {}
     if args.auto_groups:
@@ -594,7 +603,7 @@ def main(args) -> dict:
     jobs = make_jobs(args.task_set, groups, args.models, args.seeds, check=not args.no_check,
                      only_in=only_in)
     table = run_sweep(jobs, cfg, args.out, args.embeddings_dir, args.jobs, args.device,
-                      args.packed)
+                      args.packed, args.threads)
     summary = summarize(table)
     last = summary[summary["batches"] == summary.groupby(
         ["task_set", "group", "model", "seed"])["batches"].transform("max")]
