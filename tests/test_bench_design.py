@@ -76,6 +76,12 @@ def test_sweep_table(tmp_path, capsys, packed):
     summary = json.loads((out / "summary.json").read_text())
     assert {s["model"] for s in summary} == {"simplenet", "structurenet"}
     assert all(set(s["zero_shot"]) == {"AntiRTGo"} for s in summary)
+    # --collect gathers the finished jobs without training
+    bench_main(["design", "--collect", "--out", str(out)])
+    capsys.readouterr()
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "design.parquet").sort_values(list(table.columns)).reset_index(drop=True),
+        table.sort_values(list(table.columns)).reset_index(drop=True))
     # a second call reuses the finished jobs
     before = {p.name: p.stat().st_mtime_ns for p in (out / "jobs").iterdir()}
     bench_main(args)

@@ -66,6 +66,8 @@ def main(argv=None) -> None:
     d.add_argument("--group-seed", type=int, default=0)
     d.add_argument("--list-eligible", action="store_true",
                    help="print the tasks the principle allows to hold out, and the groups; train nothing")
+    d.add_argument("--collect", action="store_true",
+                   help="train nothing: gather every finished job under OUT/jobs into OUT/design.parquet")
     d.add_argument("--no-check", action="store_true", help="allow groups that break the principle")
     d.add_argument("--models", nargs="+", default=["simplenet", "structurenet", "sbertnet_minilm"])
     d.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -80,7 +82,9 @@ def main(argv=None) -> None:
     d.add_argument("--curve-trials", type=int, default=64)
     d.add_argument("--heldout-trials", type=int, default=256)
     d.add_argument("--base-seed", type=int, default=2024)
-    d.add_argument("--jobs", type=int, default=2, help="parallel processes, 1 torch thread each")
+    d.add_argument("--jobs", type=int, default=2, help="parallel processes")
+    d.add_argument("--threads", type=int, default=1,
+                   help="torch threads per job (also with --jobs 1); CPU seconds are per job")
     d.add_argument("--device", default="cpu")
     d.add_argument("--packed", action="store_true",
                    help="train each task set's networks together (packed trainer; for GPUs)")

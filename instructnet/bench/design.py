@@ -374,11 +374,11 @@ def _log_point(job: Job, rows: list[dict], batches: int, cpu: float) -> None:
              ", ".join(f"{t} {a:.2f}" for t, a in ho.items()), cpu)
 
 
-def _worker_init() -> None:
+def _worker_init(threads: int = 1) -> None:
     import torch
 
-    torch.set_num_threads(1)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
 
 
 def _run_and_save(args) -> str:
@@ -490,7 +490,7 @@ def make_jobs(task_sets: Sequence[str], groups: Mapping[str, Sequence[str]],
 
 def run_sweep(jobs: Sequence[Job], cfg: DesignConfig, out_dir: str | Path,
               cache_dir: str | Path | None = None, n_jobs: int = 2, device: str = "cpu",
-              packed: bool = False) -> pd.DataFrame:
+              packed: bool = False, threads: int = 1) -> pd.DataFrame:
     """Run every job not yet in ``out_dir/jobs`` and write ``out_dir/design.parquet``
     (all rows) and ``out_dir/summary.json`` (one entry per job at its last point)."""
     out_dir = Path(out_dir)
@@ -500,7 +500,8 @@ def run_sweep(jobs: Sequence[Job], cfg: DesignConfig, out_dir: str | Path,
     ensure_embeddings(lms, cache_dir)
     cfg.checkpoints()  # validate before starting anything
     (out_dir / "config.json").write_text(json.dumps(
-        {"config": cfg.__dict__, "lr_decay_per_epoch": cfg.decay,
+        {"config": cfg.__dict__, "lr_decay_per_epoch": cfg.decay, "threads": threads,
+         "parallel_jobs": n_jobs, "device": str(device), "packed": packed,
          "jobs": [j.__dict__ for j in jobs]}, indent=1, default=list))
     todo = [j for j in jobs if not (out_dir / "jobs" / j.file_name).exists()]
     if packed:
@@ -512,13 +513,21 @@ def run_sweep(jobs: Sequence[Job], cfg: DesignConfig, out_dir: str | Path,
                 df.to_parquet(out_dir / "jobs" / job.file_name, index=False)
     elif todo:
         args = [(j, cfg, cache_dir, out_dir, device) for j in todo]
-        if n_jobs <= 1:  # in this process, with its thread settings
-            for a in args:
-                _run_and_save(a)
+        if n_jobs <= 1:  # in this process, with ``threads`` torch threads meanwhile
+            import torch
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                for a in args:
+                    _run_and_save(a)
+            finally:
+                torch.set_num_threads(before)
         else:
-            os.environ.setdefault("OMP_NUM_THREADS", "1")
+            os.environ.setdefault("OMP_NUM_THREADS", str(threads))
             ctx = mp.get_context("spawn")
-            with ctx.Pool(n_jobs, initializer=_worker_init, maxtasksperchild=1) as pool:
+            with ctx.Pool(n_jobs, initializer=_worker_init, initargs=(threads,),
+                          maxtasksperchild=1) as pool:
                 for path in pool.imap_unordered(_run_and_save, args):
                     log.info("wrote %s", path)
     frames = [pd.read_parquet(out_dir / "jobs" / j.file_name) for j in jobs]
@@ -526,6 +535,19 @@ def run_sweep(jobs: Sequence[Job], cfg: DesignConfig, out_dir: str | Path,
     table.to_parquet(out_dir / "design.parquet", index=False)
     summary = summarize(table)
     (out_dir / "summary.json").write_text(json.dumps(summary.to_dict("records"), indent=1))
+    return table
+
+
+def collect(out_dir: str | Path) -> pd.DataFrame:
+    """Every finished job under ``out_dir/jobs`` (whatever sweep wrote it) into
+    ``out_dir/design.parquet`` and ``out_dir/summary.json``."""
+    out_dir = Path(out_dir)
+    files = sorted((out_dir / "jobs").glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no finished job under {out_dir / 'jobs'}")
+    table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).astype(COLUMNS)
+    table.to_parquet(out_dir / "design.parquet", index=False)
+    (out_dir / "summary.json").write_text(json.dumps(summarize(table).to_dict("records"), indent=1))
     return table
 
 
@@ -559,7 +581,7 @@ def parse_group(text: str) -> tuple[str, tuple[str, ...]]:
 
 def main(args) -> dict:
     """The ``design`` subcommand (arguments from instructnet.bench.__main__)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
     groups = dict(parse_group(g) for g in args.group)
     only_in = {}
     if args.auto_groups:
@@ -572,6 +594,10 @@ def main(args) -> dict:
                      "groups": {n: list(g) for n, g in groups.items()
                                 if set(g) <= set(task_set(ts)) and only_in.get(n, ts) == ts}}
                 for ts in args.task_set}
+    if args.collect:
+        table = collect(args.out)
+        summary = summarize(table)
+        return {"out": str(Path(args.out) / "design.parquet"), "summary": summary.to_dict("records")}
     cfg = DesignConfig(batches=args.batches, eval_every=args.eval_every,
                        batches_per_epoch=args.batches_per_epoch, lr=args.lr,
                        lr_decay=args.lr_decay, hidden=args.hidden,
@@ -580,7 +606,7 @@ def main(args) -> dict:
     jobs = make_jobs(args.task_set, groups, args.models, args.seeds, check=not args.no_check,
                      only_in=only_in)
     table = run_sweep(jobs, cfg, args.out, args.embeddings_dir, args.jobs, args.device,
-                      args.packed)
+                      args.packed, args.threads)
     summary = summarize(table)
     last = summary[summary["batches"] == summary.groupby(
         ["task_set", "group", "model", "seed"])["batches"].transform("max")]
