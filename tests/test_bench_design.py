@@ -76,6 +76,7 @@ def test_sweep_table(tmp_path, capsys, packed):
     summary = json.loads((out / "summary.json").read_text())
     assert {s["model"] for s in summary} == {"simplenet", "structurenet"}
     assert all(set(s["zero_shot"]) == {"AntiRTGo"} for s in summary)
+    assert not any((out / "partial").glob("*.parquet"))  # curves of unfinished jobs only
     # --collect gathers the finished jobs without training
     bench_main(["design", "--collect", "--out", str(out)])
     capsys.readouterr()

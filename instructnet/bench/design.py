@@ -326,8 +326,11 @@ def _frame(job: Job, rows: list[dict]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- one job
-def run_job(job: Job, cfg: DesignConfig, cache_dir, device: str = "cpu") -> pd.DataFrame:
-    """Train one (task set, group, model, seed) with the unpacked Trainer and score it."""
+def run_job(job: Job, cfg: DesignConfig, cache_dir, device: str = "cpu",
+            partial: str | Path | None = None) -> pd.DataFrame:
+    """Train one (task set, group, model, seed) with the unpacked Trainer and score it.
+    ``partial``: a Parquet file rewritten with the rows so far at every evaluation
+    point (a killed job keeps its learning curve)."""
     from ..models.network import build_model
     from ..training.loop import TrainConfig, Trainer, TrainingData
     from ..training.run import seed_int
@@ -363,6 +366,8 @@ def run_job(job: Job, cfg: DesignConfig, cache_dir, device: str = "cpu") -> pd.D
                 r.update(cpu_seconds=cpu, wall_seconds=wall)
             rows += new
             _log_point(job, new, batches, cpu)
+            if partial is not None and batches != cfg.batches:
+                _frame(job, rows).to_parquet(partial, index=False)
     return _frame(job, rows)
 
 
@@ -384,10 +389,13 @@ def _worker_init(threads: int = 1) -> None:
 def _run_and_save(args) -> str:
     job, cfg, cache_dir, out_dir, device = args
     path = Path(out_dir) / "jobs" / job.file_name
-    df = run_job(job, cfg, cache_dir, device)
+    partial = Path(out_dir) / "partial" / job.file_name
+    partial.parent.mkdir(exist_ok=True)
+    df = run_job(job, cfg, cache_dir, device, partial)
     tmp = path.with_name(path.name + ".tmp")
     df.to_parquet(tmp, index=False)
     os.replace(tmp, path)
+    partial.unlink(missing_ok=True)
     return str(path)
 
 
