@@ -40,7 +40,7 @@ def check_config(config: Mapping) -> Mapping:
                     f"{', '.join(sorted(registry))} (add others under language_model_registry)"
                 )
         for name in config.get("models", []):
-            spec = model_spec(name, registry)
+            spec = model_spec(name, registry, (config.get("training") or {}).get("embedding_norm", "none"))
             if spec.instructed and spec.lm not in config.get("language_models", []):
                 raise ValueError(
                     f"model {name!r} needs language model {spec.lm!r} in language_models"

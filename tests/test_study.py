@@ -115,6 +115,7 @@ def test_combined_references_are_trained_tasks():
 
 def test_evaluation_tasks_of_a_reduced_study(reduced):
     assert reduced.evaluation_tasks("multitask", "validation") == list(reduced.tasks)
+    assert reduced.evaluation_tasks("reduced", "validation") == list(reduced.training_tasks("reduced"))
     assert reduced.evaluation_tasks("reduced", "heldout") == CUSTOM["reduced"]
     combined = reduced.evaluation_tasks("reduced", "combined")
     assert combined == CUSTOM["reduced"]

@@ -74,6 +74,61 @@ def test_instruction_encoder_maps_cached_embeddings(head, n_params):
     assert out.shape == (4, 64) and torch.equal(out[1], out[2]) and not torch.equal(out[0], out[1])
 
 
+def test_zscore_encoder_is_a_linear_map_with_fixed_training_statistics():
+    spec = model_spec("sbertnet_minilm", LMS, "zscore")
+    assert spec.embedding_norm == "zscore"
+    assert model_spec("simplenet", LMS, "zscore").embedding_norm == "none"  # rule models: no embedding
+    with pytest.raises(ValueError, match="zscore"):
+        model_spec("sbertnet_minilm", LMS, "whiten")
+    gen = torch.Generator().manual_seed(0)
+    emb = torch.randn(30, 384, generator=gen) * 0.2 + torch.randn(384, generator=gen) * 3
+    train_rows = {"Go": torch.arange(0, 10), "DM": torch.arange(10, 20)}  # rows 20..29 unseen
+    model = build_model(spec, 3, embeddings=emb, hidden=16, norm_rows=train_rows.values())
+    enc = model.encoder
+    ref = emb[:20].double()
+    assert torch.allclose(enc.shift, ref.mean(0).float()) and torch.allclose(enc.scale, ref.std(0).float())
+    # the same seed's plain model has the same head: standardising is a fixed affine input
+    plain = build_model(model_spec("sbertnet_minilm", LMS), 3, embeddings=emb, hidden=16)
+    assert torch.equal(plain.encoder.head.weight, enc.head.weight)
+    idx = torch.tensor([0, 12, 25])
+    out = model.task_vectors(torch.zeros(3, dtype=torch.long), idx)
+    expected = enc.head((emb[idx] - enc.shift) / enc.scale)
+    assert torch.allclose(out, expected)
+    # ... so it equals one Linear(d -> 64) of the raw embedding (the paper's model class)
+    w = enc.head.weight / enc.scale
+    b = enc.head.bias - w @ enc.shift
+    assert torch.allclose(out, emb[idx] @ w.T + b, atol=1e-4)
+    assert torch.allclose(enc.map(emb[idx]), out)  # what partners apply to new sentences
+    # the standardised vectors of the training rows are centred with unit SD
+    z = (emb[:20] - enc.shift) / enc.scale
+    assert z.mean(0).abs().max() < 1e-4 and (z.std(0) - 1).abs().max() < 1e-4
+
+
+def test_zscore_statistics_survive_saving(tmp_path, pools):
+    from instructnet.embeddings import embed_corpus, write_embeddings
+    from instructnet.instructions import load_corpus
+    from instructnet.training.run import instruction_rows, read_embeddings
+
+    corpus = load_corpus()
+    pooled, _ = embed_corpus(BUILTIN_MODELS["bownet"], corpus)
+    write_embeddings(corpus, pooled, tmp_path / "bownet.parquet")
+    cfg = TrainConfig(batch_size=8, batches_per_epoch=4, min_epochs=1, max_epochs=1)
+    out = tmp_path / "z"
+    out.mkdir()
+    train_job(spec=model_spec("bownet", LMS, "zscore"), holdout="test", seed=0,
+              tasks=["Go", "DM"], pool_paths=pools, config=cfg, base_seed=1,
+              model_out=out / "model.pt", log_out=out / "log.parquet", hidden=8,
+              progress=False, embeddings_path=tmp_path / "bownet.parquet")
+    model, meta = load_model(out / "model.pt")
+    assert meta["spec"]["embedding_norm"] == "zscore"
+    rows, vectors = read_embeddings(tmp_path / "bownet.parquet")
+    used = torch.cat(list(instruction_rows(rows, ["Go", "DM"], "train").values()))
+    ref = torch.tensor(vectors)[used].double()
+    # statistics of the training sentences of the training tasks only, restored on load
+    assert torch.allclose(model.encoder.shift, ref.mean(0).float())
+    assert torch.allclose(model.encoder.scale, ref.std(0).clamp_min(1e-6).float())
+
+
 def test_model_specs_and_unknown_names():
     assert model_spec("gptnet", LMS).gpt and not model_spec("bertnet", LMS).gpt
     assert model_spec("bownet_mlp", LMS).head == "mlp"
@@ -337,7 +392,7 @@ def test_tuned_variant_trains_the_last_blocks_only(tmp_path, pools, tiny_models)
     cached = InstructionEncoder(torch.tensor(pooled))
     tokenizer, network = load(lm)
     live = TunedInstructionEncoder(tokenizer, network, lm.pooling, list(corpus["text"]),
-                                   cached.head, blocks=1)
+                                   cached, blocks=1)
     idx = torch.tensor([0, 17, 500, 999])
     task = torch.zeros(4, dtype=torch.long)
     assert torch.allclose(live(task, idx), cached(task, idx), atol=1e-5)

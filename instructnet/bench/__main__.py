@@ -69,7 +69,9 @@ def main(argv=None) -> None:
     d.add_argument("--collect", action="store_true",
                    help="train nothing: gather every finished job under OUT/jobs into OUT/design.parquet")
     d.add_argument("--no-check", action="store_true", help="allow groups that break the principle")
-    d.add_argument("--models", nargs="+", default=["simplenet", "structurenet", "sbertnet_minilm"])
+    d.add_argument("--models", nargs="+", default=["simplenet", "structurenet", "sbertnet_minilm"],
+                   help="model names; an instructed model may carry @zscore (standardised "
+                        "embeddings, training.embedding_norm) or @none")
     d.add_argument("--seeds", nargs="+", type=int, default=[0])
     d.add_argument("--batches", type=int, default=3000)
     d.add_argument("--batches-per-epoch", type=int, default=500)
@@ -78,6 +80,7 @@ def main(argv=None) -> None:
     d.add_argument("--lr-decay", type=float, default=None,
                    help="per epoch; default 0.95 per 2400 batches spread over the epochs")
     d.add_argument("--hidden", type=int, default=256)
+    d.add_argument("--batch-size", type=int, default=64, help="trials per training batch")
     d.add_argument("--train-trials", type=int, default=128)
     d.add_argument("--curve-trials", type=int, default=64)
     d.add_argument("--heldout-trials", type=int, default=256)

@@ -267,7 +267,8 @@ def _spec(model: str):
     from ..embeddings import language_models
     from ..models.spec import model_spec
 
-    return model_spec(model, language_models())
+    name, _, norm = model.partition("@")  # "sbertnet_minilm@zscore": standardised embeddings
+    return model_spec(name, language_models(), norm or "none")
 
 
 def _encoder_inputs(job: Job, cache_dir):
@@ -346,7 +347,7 @@ def run_job(job: Job, cfg: DesignConfig, cache_dir, device: str = "cpu",
                        min_epochs=epochs, max_epochs=epochs,
                        threshold=1.0, grad_clip=cfg.grad_clip)
     model = build_model(spec, seed_int(cfg.base_seed, "init", spec.name, job.seed), embeddings,
-                        cfg.hidden)
+                        cfg.hidden, norm_rows=train_sentences.values() if train_sentences else None)
     trainer = Trainer(model, data, tcfg, seed_int(cfg.base_seed, "train", job.holdout_name,
                                                   spec.name, job.seed), device, job.holdout_name)
     points = set(cfg.checkpoints())
@@ -435,7 +436,8 @@ def run_packed(jobs: Sequence[Job], cfg: DesignConfig, cache_dir, device: str = 
                             Path(scratch) / f"{len(networks)}.pt",
                             Path(scratch) / f"{len(networks)}.parquet")
         model = build_model(spec, seed_int(cfg.base_seed, "init", spec.name, job.seed),
-                            embeddings, cfg.hidden)
+                            embeddings, cfg.hidden,
+                            norm_rows=train_sentences.values() if train_sentences else None)
         data_seed = seed_int(cfg.base_seed, "train", job.holdout_name, spec.name, job.seed)
         networks.append(_Network(member, model, data, data_seed, device, data.pools))
         sentences_of.append(sentences)
@@ -609,6 +611,7 @@ def main(args) -> dict:
     cfg = DesignConfig(batches=args.batches, eval_every=args.eval_every,
                        batches_per_epoch=args.batches_per_epoch, lr=args.lr,
                        lr_decay=args.lr_decay, hidden=args.hidden,
+                       batch_size=args.batch_size,
                        train_trials=args.train_trials, heldout_trials=args.heldout_trials,
                        curve_trials=args.curve_trials, base_seed=args.base_seed)
     jobs = make_jobs(args.task_set, groups, args.models, args.seeds, check=not args.no_check,

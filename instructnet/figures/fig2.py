@@ -310,8 +310,8 @@ def supp_training_curves(train_logs: pd.DataFrame, out) -> Path:
 
 
 def supp_validation(validation: pd.DataFrame, out) -> Path:
-    """Accuracy with novel validation instructions on models trained on all tasks."""
-    return _per_model_bars(validation, out, "Validation instructions (all tasks trained)",
+    """Accuracy with novel validation instructions on the tasks each model trained on."""
+    return _per_model_bars(validation, out, "Validation instructions (trained tasks)",
                            "accuracy, validation instructions",
                            "no validation-instruction data in this run")
 

@@ -69,9 +69,18 @@ class RuleEncoder(nn.Module):
 
 
 class InstructionEncoder(nn.Module):
-    """Instructed models: cached sentence embeddings → trainable map to 64 dims."""
+    """Instructed models: cached sentence embeddings → trainable map to 64 dims.
 
-    def __init__(self, embeddings: torch.Tensor, head: str = "linear"):
+    ``norm="zscore"`` standardises every embedding dimension with fixed statistics
+    (mean and SD over ``norm_rows``, the training sentences of the training tasks)
+    before the map. A fixed affine map followed by a Linear is still a Linear of the
+    embedding, so the model class is the paper's; only the optimisation is better
+    conditioned (frozen sentence embeddings share a large common component; see
+    docs/design_experiments.md). ``norm="none"`` is the paper's parameterisation.
+    """
+
+    def __init__(self, embeddings: torch.Tensor, head: str = "linear", norm: str = "none",
+                 norm_rows: torch.Tensor | None = None):
         super().__init__()
         self.register_buffer("embeddings", embeddings.float())  # (sentences, d), frozen
         d = embeddings.shape[1]
@@ -81,11 +90,28 @@ class InstructionEncoder(nn.Module):
             self.head = mlp([d, 256, 256, TASK_DIM])
         else:
             raise ValueError(f"unknown instruction head {head!r}; expected linear or mlp")
+        self.norm = norm
+        if norm == "zscore":
+            ref = self.embeddings if norm_rows is None else self.embeddings[norm_rows]
+            # statistics in float64; loading a saved model overwrites them with the saved ones
+            mean = ref.double().mean(0)
+            sd = ref.double().std(0) if len(ref) > 1 else torch.ones_like(mean)
+            self.register_buffer("shift", mean.float())
+            self.register_buffer("scale", sd.clamp_min(1e-6).float())
+        elif norm != "none":
+            raise ValueError(f"unknown embedding norm {norm!r}; expected none or zscore")
+
+    def map(self, vectors: torch.Tensor) -> torch.Tensor:
+        """The trainable map applied to sentence embeddings (N, d) → (N, 64), including
+        the fixed standardisation when there is one (partners and tuned models use it)."""
+        if self.norm == "zscore":
+            vectors = (vectors - self.shift) / self.scale
+        return self.head(vectors)
 
     def forward(self, task_idx: torch.Tensor, sentence_idx: torch.Tensor):
         if sentence_idx is None:
             raise ValueError("an instructed model needs instruction sentences")
-        return self.head(self.embeddings[sentence_idx])
+        return self.map(self.embeddings[sentence_idx])
 
 
 def transformer_blocks(network: nn.Module) -> nn.ModuleList:
@@ -105,11 +131,15 @@ class TunedInstructionEncoder(nn.Module):
     tokenised once and pooled as in the embedding cache (METHODS §6, tuned variant)."""
 
     def __init__(self, tokenizer, network: nn.Module, pooling: str, texts: list[str],
-                 head: nn.Linear, blocks: int = 3):
+                 cached: InstructionEncoder, blocks: int = 3):
         super().__init__()
         self.network = network
         self.pooling = pooling
-        self.head = head
+        self.head = cached.head
+        self.norm = cached.norm
+        if cached.norm == "zscore":
+            self.register_buffer("shift", cached.shift.clone())
+            self.register_buffer("scale", cached.scale.clone())
         network.requires_grad_(False)
         stack = transformer_blocks(network)
         if not 0 < blocks <= len(stack):
@@ -139,4 +169,6 @@ class TunedInstructionEncoder(nn.Module):
         mask = mask[:, :length]
         out = self.network(input_ids=self.input_ids[sentence_idx, :length], attention_mask=mask)
         vec = pool(out.last_hidden_state, mask, self.pooling, getattr(out, "pooler_output", None))
-        return self.head(vec)
+        return self.map(vec)
+
+    map = InstructionEncoder.map

@@ -39,16 +39,21 @@ class SensorimotorModel(nn.Module):
 
 
 def build_model(
-    spec: ModelSpec, seed: int, embeddings: torch.Tensor | None = None, hidden: int = 256
+    spec: ModelSpec, seed: int, embeddings: torch.Tensor | None = None, hidden: int = 256,
+    norm_rows=None,
 ) -> SensorimotorModel:
     """A freshly initialised model; every random draw (fixed rule matrices, weights)
-    comes from ``seed``, so the same seed builds the same bytes."""
+    comes from ``seed``, so the same seed builds the same bytes. ``norm_rows``: the
+    embedding rows whose statistics standardise an instructed model's input when
+    ``spec.embedding_norm == "zscore"`` (its training sentences; default all rows)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if spec.instructed:
             if embeddings is None:
                 raise ValueError(f"model {spec.name!r} needs the {spec.lm} embeddings")
-            encoder = InstructionEncoder(embeddings, spec.head)
+            if norm_rows is not None and not isinstance(norm_rows, torch.Tensor):
+                norm_rows = torch.as_tensor(sorted({int(i) for rows in norm_rows for i in rows}))
+            encoder = InstructionEncoder(embeddings, spec.head, spec.embedding_norm, norm_rows)
         else:
             gen = torch.Generator().manual_seed(seed)
             encoder = RuleEncoder(spec.rule, gen, plus=spec.plus)

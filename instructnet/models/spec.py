@@ -36,14 +36,16 @@ class ModelSpec:
     head: str = "linear"  # "linear" or "mlp" for instructed models
     gpt: bool = False  # GPT language models train to a lower criterion
     tuned: bool = False  # last transformer blocks trained after tuning.from_epoch
+    embedding_norm: str = "none"  # instructed models: "zscore" standardises the embeddings
 
     @property
     def instructed(self) -> bool:
         return self.lm is not None
 
 
-def model_spec(name: str, language_models: Mapping) -> ModelSpec:
-    """Parse a model name; ``language_models`` maps LM names to LanguageModel entries."""
+def model_spec(name: str, language_models: Mapping, embedding_norm: str = "none") -> ModelSpec:
+    """Parse a model name; ``language_models`` maps LM names to LanguageModel entries.
+    ``embedding_norm`` (``none`` or ``zscore``) applies to instructed models only."""
     if name in RULE_MODELS:
         rule, plus = RULE_MODELS[name]
         return ModelSpec(name, rule=rule, plus=plus)
@@ -62,4 +64,6 @@ def model_spec(name: str, language_models: Mapping) -> ModelSpec:
         raise UnknownModelError(f"model {name!r}: a bag of words has no layers to tune")
     source = language_models[lm].source or ""
     gpt = "gpt" in lm.lower() or "gpt" in source.lower()
-    return ModelSpec(name, lm=lm, head=head, gpt=gpt, tuned=tuned)
+    if embedding_norm not in ("none", "zscore"):
+        raise ValueError(f"embedding norm must be none or zscore, got {embedding_norm!r}")
+    return ModelSpec(name, lm=lm, head=head, gpt=gpt, tuned=tuned, embedding_norm=embedding_norm)

@@ -64,7 +64,7 @@ def partner_accuracy(
         raise ValueError("partner models must be instructed models")
     tasks = check_tasks(tasks)
     device = torch.device(device)
-    head = partner.encoder.head
+    head = partner.encoder.map
     rows = []
     was_training = partner.training
     partner.to(device).eval()

@@ -192,11 +192,13 @@ class Study:
         return references_among(task, self.training_tasks(holdout))
 
     def evaluation_tasks(self, holdout: str, test: str) -> list[str]:
-        """The tasks an evaluation test scores for a model of ``holdout``: every study
-        task for ``validation``; the held-out tasks otherwise (``combined``: those that
-        have references among the training tasks)."""
+        """The tasks an evaluation test scores for a model of ``holdout``: the model's
+        training tasks for ``validation`` (every study task for ``multitask``, the paper's
+        condition; its instructions were never seen in training either way); the
+        held-out tasks otherwise (``combined``: those that have references among the
+        training tasks)."""
         if test == "validation":
-            return list(self.tasks)
+            return list(self.training_tasks(holdout))
         group = self.held_out(holdout)
         if test == "combined":
             return [t for t in group if self.combined_references(t, holdout) is not None]

@@ -95,7 +95,9 @@ class TrainConfig:
     @classmethod
     def from_mapping(cls, values: Mapping, **override) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known - {"threshold_gpt", "seeds", "hidden"})
+        # the training section's keys that are not settings of one run: the GPT criterion
+        # (chosen per model), seeds, network size, the model spec's embedding norm
+        unknown = sorted(set(values) - known - {"threshold_gpt", "seeds", "hidden", "embedding_norm"})
         if unknown:
             raise TrainingConfigError(f"unknown training settings: {', '.join(unknown)}")
         kwargs = {k: v for k, v in values.items() if k in known}

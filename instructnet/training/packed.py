@@ -516,7 +516,8 @@ def train_pack(
             rows, emb = embeddings[m.spec.lm]
             sentences = instruction_rows(rows, m.tasks, "train")
         data = TrainingData(m.tasks, {t: pools[t] for t in m.tasks}, sentences)
-        model = build_model(m.spec, seed_int(base_seed, "init", m.spec.name, m.seed), emb, hidden)
+        model = build_model(m.spec, seed_int(base_seed, "init", m.spec.name, m.seed), emb, hidden,
+                            norm_rows=sentences.values() if sentences else None)
         data_seed = seed_int(base_seed, "train", m.holdout, m.spec.name, m.seed)
         networks.append(_Network(m, model, data, data_seed, device, data.pools))
     trainer = PackedTrainer(networks, max_networks, progress, cuda_graphs)

@@ -66,7 +66,7 @@ def tuned_model(model: SensorimotorModel, language_model: LanguageModel, texts: 
     """Swap a cached-embedding encoder for the language model itself (same linear map)."""
     tokenizer, network = load_language_model(language_model, device)
     model.encoder = TunedInstructionEncoder(tokenizer, network, language_model.pooling, texts,
-                                            model.encoder.head, blocks)
+                                            model.encoder, blocks)
     return model.to(device)
 
 
@@ -130,7 +130,8 @@ def train_job(
     data_seed = seed_int(base_seed, "train", holdout, spec.name, seed)
     # a tuned model starts as its language model's plain model would
     init_name = spec.lm if spec.tuned else spec.name
-    model = build_model(spec, seed_int(base_seed, "init", init_name, seed), embeddings, hidden)
+    model = build_model(spec, seed_int(base_seed, "init", init_name, seed), embeddings, hidden,
+                        norm_rows=sentences.values() if sentences else None)
     checkpoint = Path(checkpoint) if checkpoint else None
     meta = {}
     if spec.tuned:

@@ -22,7 +22,7 @@ MODELS = list(config.get("models", []))
 # linear, MLP and tuned variants (so that e.g. a tuned-model figure can be requested
 # explicitly even when config["models"] lists no tuned model).
 MODEL_SPECS = {
-    name: model_spec(name, LANGUAGE_MODELS)
+    name: model_spec(name, LANGUAGE_MODELS, config["training"]["embedding_norm"])
     for name in [*RULE_MODELS, *MODELS]
     + [f"{lm}{suffix}" for lm, entry in LANGUAGE_MODELS.items() for suffix in ("", "_mlp")]
     + [f"{lm}_tuned" for lm, entry in LANGUAGE_MODELS.items() if entry.kind != "bow"]
@@ -85,6 +85,7 @@ def train_settings(spec):
     """The training settings of a model (GPT language models: their own criterion)."""
     settings = dict(config["training"])
     settings.pop("packing", None)  # how jobs are grouped, not a training setting
+    settings.pop("embedding_norm", None)  # part of the model spec
     gpt_threshold = settings.pop("threshold_gpt", None)
     if spec.gpt and gpt_threshold is not None:
         settings["threshold"] = gpt_threshold

@@ -3,15 +3,16 @@
 #   swapped     held-out tasks given the next group member's instructions (instructed)
 #   combined    task vectors from three compositional reference tasks the model trained on
 #   input_only  held-out learning with only the RNN's input weights trained
-#   validation  every task with its validation instructions (multitask, instructed)
+#   validation  the trained tasks with their validation instructions (instructed models;
+#               multitask models, the paper's condition, score every task)
 
 EVAL = config.get("evaluation", {})
 EVAL_TESTS = EVAL.get("tests", ["heldout", "swapped", "combined", "input_only", "validation"])
 
 
 def eval_tasks(holdout, test):
-    """Tasks a test scores (instructnet.tasks.study.Study.evaluation_tasks): every study
-    task for validation, else the held-out tasks (combined: those with references among
+    """Tasks a test scores (instructnet.tasks.study.Study.evaluation_tasks): the trained
+    tasks for validation, else the held-out tasks (combined: those with references among
     the training tasks)."""
     return STUDY.evaluation_tasks(holdout, test)
 
@@ -20,7 +21,7 @@ def eval_applies(holdout, model, test):
     """Whether a test makes sense for this holdout group and model."""
     spec = MODEL_SPECS[model]
     if test == "validation":
-        return spec.instructed and not held_out(holdout, CUSTOM_HOLDOUTS)
+        return spec.instructed
     if not eval_tasks(holdout, test):
         return False
     return spec.instructed or test != "swapped"

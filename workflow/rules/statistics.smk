@@ -113,7 +113,7 @@ def figure2_targets():
         wanted.append("fig2d_family")
     if TUNED:
         wanted.append("fig2e_tuned")
-    if "validation" in EVAL_TESTS and instructed and "multitask" in config["holdouts"]:
+    if "validation" in EVAL_TESTS and instructed:
         wanted.append("supp_validation")
     return [f"results/figures/{name}.png" for name in wanted] + [
         "results/tables/fidelity.md", "results/tables/zero_shot_summary.parquet"]
