@@ -7,8 +7,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 CORES  ?= 2
-# The CPU build of torch; an unpinned torch pulls several GB of CUDA packages.
+# torch is pinned: an unpinned torch pulls several GB of CUDA packages. On this
+# project's CI and development machines the pin resolves to a local CPU wheel; on a
+# standard index (PyPI) the same pin is a CUDA build of several GB; for a CPU-only
+# install elsewhere use PyTorch's CPU index, e.g.
+#   make setup PIP_EXTRA="--index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple"
 TORCH  ?= torch==2.13.0
+PIP_EXTRA ?=
 
 .PHONY: setup run test bench report gpu-check clean
 
@@ -17,7 +22,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test]"
+	$(BIN)/python -m pip install --quiet $(PIP_EXTRA) "$(TORCH)" -e ".[test]"
 	touch $@
 
 run: setup

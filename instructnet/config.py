@@ -15,6 +15,34 @@ from .tasks import Study
 from .tasks.generate import TrialCountError
 
 
+DEFAULT_CONFIG = "config/config.yaml"
+
+
+def config_label(paths, workdir, repo) -> str:
+    """How outputs name the config files of a run: each file once (Snakefile's
+    ``configfile:`` and ``--configfile`` often name the same one), relative to the
+    working directory, else to the repository, else absolute; so that the same config
+    gives the same label, and so the same bytes, whatever the command line spelled."""
+    from pathlib import Path
+
+    workdir, repo = Path(workdir).resolve(), Path(repo).resolve()
+    names: list[str] = []
+    for p in paths:
+        path = Path(workdir, p).resolve()
+        for base in (workdir, repo):
+            if path.is_relative_to(base):
+                name = path.relative_to(base).as_posix()
+                break
+        else:
+            name = path.as_posix()
+        if name not in names:
+            names.append(name)
+    # the Snakefile's own configfile is the base every other file overlays: name it first,
+    # whichever order Snakemake lists them in
+    names.sort(key=lambda n: n != DEFAULT_CONFIG)
+    return ", ".join(names) or DEFAULT_CONFIG
+
+
 class ConfigError(ValueError):
     """A config value that names something that does not exist or is out of range."""
 

@@ -4,12 +4,13 @@ import sys
 
 import pandas as pd
 
+from instructnet.analysis.stats import scored
 from instructnet.figures import fig5
 
 sys.stderr = open(snakemake.log[0], "w")
 
 name = snakemake.wildcards.figure
-tables = [pd.read_parquet(p) for p in snakemake.input]
+tables = [scored(pd.read_parquet(p)) for p in snakemake.input]  # strict scoring
 out = snakemake.output.png
 
 if name == "fig5d_examples":

@@ -267,3 +267,19 @@ def test_aggregate_tables_and_zero_shot_points():
     assert len(points) == 4 and set(points.columns) == {"model", "task", "ccgp", "zero_shot"}
     p = points.set_index(["model", "task"])
     assert p.loc[("structurenet", "AntiGo"), "ccgp"] > p.loc[("simplenet", "AntiGo"), "ccgp"]
+    # the r that fig3e draws and fidelity.md reports, per scoring rule
+    from scipy import stats as sps
+
+    from instructnet.analysis import paper
+
+    c = paper.ccgp_correlation(table, zs)
+    expected = sps.pearsonr(points["ccgp"], points["zero_shot"])
+    assert c["n"] == 4 and c["r"] == pytest.approx(expected.statistic)
+    assert c["p"] == pytest.approx(expected.pvalue)
+    both = pd.concat([zs.assign(scoring="strict"),
+                      zs.assign(scoring="paper", accuracy=zs["accuracy"] ** 0.5)])
+    lines = paper.headline_lines(table, both)
+    strict_line = next(line for line in lines if "| strict |" in line)
+    assert f"r = {c['r']:.3f}" in strict_line and "n = 4" in strict_line
+    assert any("| paper |" in line for line in lines)
+    assert np.isnan(paper.ccgp_correlation(table, zs.iloc[:2])["r"])  # fewer than 3 points

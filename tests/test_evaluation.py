@@ -87,13 +87,17 @@ def test_config_validation_names_the_key(key, value):
         EvalConfig(**{key: value})
     with pytest.raises(ValueError, match="unknown evaluation settings: bogus"):
         EvalConfig.from_mapping({"bogus": 1})
-    assert EvalConfig() == EvalConfig(100, 256, 8e-4, 5)
+    assert EvalConfig() == EvalConfig(100, 256, 8e-4, 5, ("strict", "paper"))
+    assert EvalConfig(scoring=["paper"]).scoring == ("paper",)
+    for bad in ([], ["strict", "strict"], ["lenient"]):
+        with pytest.raises(ValueError, match="evaluation.scoring"):
+            EvalConfig(scoring=bad)
 
 
 # --- held-out learning ----------------------------------------------------------------
 
 
-def _batch0_by_hand(model, task, pool, choices, config, seed, repeat):
+def _batch0_by_hand(model, task, pool, choices, config, seed, repeat, scoring="strict"):
     """Batch 0 of (task, repeat) recomputed from the documented seed streams with the
     untouched model."""
     rng = np.random.default_rng(seed_int(seed, "heldout", task, repeat))
@@ -106,7 +110,7 @@ def _batch0_by_hand(model, task, pool, choices, config, seed, repeat):
     task_idx = torch.full((config.batch_size,), TASK_INDEX[task])
     with torch.no_grad():
         out, _ = model(r.inputs, model.task_vectors(task_idx, sentence_idx))
-    return is_correct(out, trials).float().mean().item()
+    return is_correct(out, trials, scoring).float().mean().item()
 
 
 @pytest.mark.parametrize("kind", ["simplenet", "sbertnet_minilm"])
@@ -121,29 +125,33 @@ def test_zero_shot_is_batch_zero_and_caller_model_untouched(kind, pools, corpus)
     zs = zero_shot(model, tasks, pools, sentences, SMALL, seed=11)
     assert same_state(before, state(model)) and model.training  # mode restored
     first = curve[curve["batch"] == 0].reset_index(drop=True)
-    pd.testing.assert_frame_equal(first[["task", "repeat", "accuracy"]], zs)
+    pd.testing.assert_frame_equal(first[["task", "scoring", "repeat", "accuracy"]], zs)
     for task in tasks:
         for repeat in range(SMALL.repeats):
             choices = None if sentences is None else sentences[task]
-            expected = _batch0_by_hand(model, task, pools[task], choices, SMALL, 11, repeat)
-            got = first.query("task == @task and repeat == @repeat")["accuracy"].item()
-            assert got == expected
+            for scoring in ("strict", "paper"):  # both rules scored from the same outputs
+                expected = _batch0_by_hand(model, task, pools[task], choices, SMALL, 11, repeat,
+                                           scoring)
+                got = first.query("task == @task and repeat == @repeat and scoring == @scoring")
+                assert got["accuracy"].item() == expected
 
 
 def test_learning_curve_shape_types_and_determinism(pools):
     model = rule_model("simplenet")
     curve = heldout_learning(model, ["Go", "DM"], pools, None, SMALL, seed=3)
-    assert list(curve.columns) == ["task", "repeat", "batch", "accuracy"]
-    assert dict(curve.dtypes.astype(str)) == {"task": "string", "repeat": "int32",
-                                              "batch": "int32", "accuracy": "float64"}
-    assert len(curve) == 2 * SMALL.repeats * SMALL.batches
-    counts = curve.groupby(["task", "repeat"]).size()
-    assert (counts == SMALL.batches).all()
-    assert sorted(curve.query("task == 'Go' and repeat == 1")["batch"]) == list(range(SMALL.batches))
+    assert list(curve.columns) == ["task", "scoring", "repeat", "batch", "accuracy"]
+    assert dict(curve.dtypes.astype(str)) == {"task": "string", "scoring": "string",
+                                              "repeat": "int32", "batch": "int32",
+                                              "accuracy": "float64"}
+    assert len(curve) == 2 * 2 * SMALL.repeats * SMALL.batches  # tasks x scorings x ...
+    counts = curve.groupby(["task", "scoring", "repeat"]).size()
+    assert (counts == SMALL.batches).all() and len(counts) == 2 * 2 * SMALL.repeats
+    go = curve.query("task == 'Go' and repeat == 1 and scoring == 'strict'")
+    assert sorted(go["batch"]) == list(range(SMALL.batches))
     assert curve["accuracy"].between(0, 1).all()
     # same seed, same frames; task order does not matter
     again = heldout_learning(model, ["DM", "Go"], pools, None, SMALL, seed=3)
-    key = ["task", "repeat", "batch"]
+    key = ["task", "scoring", "repeat", "batch"]
     pd.testing.assert_frame_equal(curve.sort_values(key).reset_index(drop=True),
                                   again.sort_values(key).reset_index(drop=True))
     pd.testing.assert_frame_equal(
@@ -236,7 +244,7 @@ def test_swapped_instructions_use_the_next_group_member(pools, corpus):
     model = instructed_model(corpus)
     train = corpus[2]
     df = swapped_instructions(model, HOLDOUT, None, pools, train, SMALL, seed=7)
-    assert list(df.columns) == ["task", "instructions_of", "repeat", "accuracy"]
+    assert list(df.columns) == ["task", "instructions_of", "scoring", "repeat", "accuracy"]
     assert df["instructions_of"].dtype == "string" and df["repeat"].dtype == "int32"
     mapping = dict(zip(df["task"], df["instructions_of"]))
     assert mapping == {GROUP[i]: GROUP[(i + 1) % len(GROUP)] for i in range(len(GROUP))}
@@ -253,7 +261,7 @@ def test_validation_instructions_are_zero_shot_with_validation_rows(pools, corpu
     val = corpus[3]
     df = validation_instructions(model, ["Go", "DM"], pools, val, SMALL, seed=2)
     pd.testing.assert_frame_equal(df, zero_shot(model, ["Go", "DM"], pools, val, SMALL, seed=2))
-    assert set(df["task"]) == {"Go", "DM"} and len(df) == 2 * SMALL.repeats
+    assert set(df["task"]) == {"Go", "DM"} and len(df) == 2 * 2 * SMALL.repeats
 
 
 class _Capture:
@@ -269,7 +277,7 @@ def test_combined_vectors_feed_a_minus_b_plus_c(name, pools):
     cap = _Capture(model)
     df = combined_vectors(model, tasks, pools, None, SMALL, seed=9)
     cap.handle.remove()
-    assert list(df.columns) == ["task", "ref_a", "ref_b", "ref_c", "repeat", "accuracy"]
+    assert list(df.columns) == ["task", "ref_a", "ref_b", "ref_c", "scoring", "repeat", "accuracy"]
     rules = model.encoder.rules
     for i, task in enumerate(tasks):
         a, b, c = compositional_references(task)

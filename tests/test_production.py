@@ -271,6 +271,11 @@ def test_partner_sources_and_settings(instructed, pools, corpus):
     assert set(table.loc[table["task"] == "DMMod1", "source"]) == {"instructions", "novel", "embedding"}
     assert set(table.loc[table["task"] == "AntiDMMod1", "source"]) == {"instructions", "embedding"}
     assert table["accuracy"].between(0, 1).all()
+    # both accuracy rules, from the same outputs: the paper's rule is never stricter
+    assert set(table["scoring"]) == {"strict", "paper"}
+    wide = table.pivot_table(index=["task", "source", "repeat"], columns="scoring",
+                             values="accuracy")
+    assert (wide["paper"] >= wide["strict"]).all()
     again = partner_accuracy(model, SMALL_TASKS, pools, sentence_embeddings, novel, vectors, 16, 2, 4)
     assert table.equals(again)
     # same trials for every source: all-produced and novel-only agree when they are the same set
@@ -307,6 +312,14 @@ def test_partner_summary_and_welch():
     expected = stats.ttest_ind(x.groupby(["partner_seed", "task"])["accuracy"].mean(),
                                y.groupby(["partner_seed", "task"])["accuracy"].mean(), equal_var=False)
     assert w["p"].iloc[0] == pytest.approx(expected.pvalue)
+    # with a scoring column: the same statistics per rule, stacked
+    both = pd.concat([table.assign(scoring="strict"),
+                      table.assign(scoring="paper", accuracy=table["accuracy"] + 0.05)])
+    by_rule = partner_summary(both)
+    assert list(by_rule["scoring"].unique()) == ["strict", "paper"]
+    strict = by_rule[by_rule["scoring"] == "strict"].drop(columns="scoring").reset_index(drop=True)
+    pd.testing.assert_frame_equal(strict, summary)
+    assert set(partner_welch(both)["scoring"]) == {"strict", "paper"}
 
 
 def test_instructor_choice():

@@ -182,13 +182,15 @@ def test_fidelity_table_aligns(zero_shot):
             "our extra measure": pd.DataFrame({"model": ["bownet"], "mean": [0.5], "sd": [np.nan],
                                                "n_seeds": [1]})}
     ft = paper.fidelity_table(ours, "demo")
-    assert list(ft.columns) == ["measure", "model", "display", "paper", "ours", "sd", "n_seeds"]
+    assert list(ft.columns) == ["measure", "model", "display", "paper", "ours", "sd", "ci_low",
+                                "ci_high", "n_seeds"]
     assert ft.attrs["config"] == "demo"
     s = stats.summary(zero_shot).set_index("model")
     row = ft[(ft.measure == paper.MEASURE_SWAP) & (ft.model == "sbertnet_l")].iloc[0]
     assert row["paper"] == pytest.approx(0.83)
     assert row["ours"] == pytest.approx(s.loc["sbertnet_l", "mean"])
     assert row["sd"] == pytest.approx(s.loc["sbertnet_l", "sd"])
+    assert row["ci_low"] == pytest.approx(s.loc["sbertnet_l", "ci_low"])
     assert row["n_seeds"] == 3
     # paper-only model: ours NaN; ours-only measure: paper NaN
     gpt = ft[(ft.measure == paper.MEASURE_SWAP) & (ft.model == "gptnet")].iloc[0]
@@ -203,10 +205,28 @@ def test_fidelity_table_aligns(zero_shot):
     first = md.splitlines()[:3]
     assert any("demo" in line for line in first)
     assert "| zero-shot, swap holdouts | SBERTNET (L) | 83 % |" in md
-    ours_pct = f"{100 * s.loc['sbertnet_l', 'mean']:.0f} %"
-    assert f"| 83 % | {ours_pct} |" in md
+    r = s.loc["sbertnet_l"]
+    cell = (f"{100 * r['mean']:.0f} % ±{100 * r['sd']:.0f} "
+            f"[{100 * r['ci_low']:.0f}, {100 * r['ci_high']:.0f}]")
+    assert f"| 83 % | {cell} | 3 |" in md
     assert "—" in md  # missing values
     assert "." not in md.split("| SBERTNET (L) | 83 % |")[1].split("|")[1]  # no decimals
+
+
+def test_fidelity_table_puts_both_scorings_beside_the_paper(zero_shot):
+    strict = {paper.MEASURE_SWAP: stats.summary(zero_shot)}
+    lenient = zero_shot.assign(accuracy=(zero_shot["accuracy"] + 0.2).clip(upper=1))
+    ours = {"strict": strict, "paper": {paper.MEASURE_SWAP: stats.summary(lenient)}}
+    ft = paper.fidelity_table(ours, "demo")
+    assert {"ours_strict", "sd_strict", "ci_low_paper", "n_seeds_paper"} <= set(ft.columns)
+    row = ft[(ft.measure == paper.MEASURE_SWAP) & (ft.model == "sbertnet_l")].iloc[0]
+    assert row["ours_paper"] > row["ours_strict"]
+    md = paper.fidelity_markdown(ft, "demo")
+    assert "| ours, strict scoring | ours, paper scoring |" in md
+    assert "`paper` scoring:" in md and "`strict` scoring:" in md
+    # the difference to the paper is taken on the comparable (paper-scored) column
+    diff = f"{100 * (row['ours_paper'] - 0.83):+.0f} |"
+    assert md.split("| zero-shot, swap holdouts | SBERTNET (L) |")[1].splitlines()[0].endswith(diff)
 
 
 # --- figures --------------------------------------------------------------------------

@@ -266,3 +266,19 @@ def test_shipped_configs_pass_the_schema_and_checks(repo):
     bad["tasks"] = "some"
     with pytest.raises(Exception, match="some"):
         validate(bad, str(repo / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+def test_config_label_names_each_file_once_relative_to_the_run(tmp_path):
+    from instructnet.config import config_label
+
+    repo, work = tmp_path / "repo", tmp_path / "repo" / "run"
+    (repo / "config").mkdir(parents=True)
+    work.mkdir()
+    main = repo / "config" / "config.yaml"
+    # the Snakefile's configfile and --configfile naming the same file: one name
+    assert config_label([str(main), "../config/config.yaml"], work, repo) == "config/config.yaml"
+    assert config_label([str(main), str(work / "my.yaml")], work, repo) == "config/config.yaml, my.yaml"
+    assert config_label([str(work / "my.yaml"), str(main)], work, repo) == "config/config.yaml, my.yaml"
+    assert config_label([str(main)], repo, repo) == "config/config.yaml"
+    assert config_label(["/elsewhere/x.yaml"], work, repo) == "/elsewhere/x.yaml"
+    assert config_label([], work, repo) == "config/config.yaml"

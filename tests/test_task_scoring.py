@@ -105,3 +105,75 @@ def test_noisy_rendering_of_perfect_targets_still_scores_targets_correct():
     df = generate_trials("DM", 64, seed=5)
     noisy = render(df, noise=True, generator=torch.Generator().manual_seed(1))
     assert is_correct(noisy.targets, df).all()  # targets do not depend on noise
+
+
+def _weak(out, trial, peak=0.5):
+    """Scale trial ``trial``'s last-step ring output so that its peak is ``peak`` (the
+    direction of its population vector is unchanged)."""
+    ring = out[trial, -1, 1:]
+    out[trial, -1, 1:] = ring * (peak / ring.max())
+    return out
+
+
+def test_paper_scoring_decides_the_response_per_batch():
+    """`paper` (the reference's rule): a weak trial passes when a batch mate responds
+    strongly; alone, or under `strict`, it fails. The score depends on the batch."""
+    df = generate_trials("Go", 4, seed=3)
+    r = render(df, noise=False)
+    out = _weak(r.targets.clone(), 1)  # trial 1 points right but peaks at 0.5 < 0.6
+    strict = is_correct(out, df, "strict").tolist()
+    paper = is_correct(out, df, "paper").tolist()
+    assert strict == [True, False, True, True] and paper == [True, True, True, True]
+    # the same trial alone in its batch: both rules fail it
+    alone = TrialBatch.from_frame(df)[torch.tensor([1])]
+    assert not is_correct(out[1:2], alone, "paper").item()
+    assert not is_correct(out[1:2], alone, "strict").item()
+    # every trial weak: the rules agree (nobody responded)
+    weak = out.clone()
+    for i in range(4):
+        _weak(weak, i)
+    assert not is_correct(weak, df, "paper").any() and not is_correct(weak, df, "strict").any()
+    # a strong trial in the WRONG direction still makes its weak mates "respond"
+    wrong = _weak(r.targets.clone(), 1)
+    wrong[0, :, 1:] = torch.roll(r.targets[0, :, 1:], shifts=8, dims=-1)  # 90° off
+    assert is_correct(wrong, df, "paper").tolist() == [False, True, True, True]
+    assert is_correct(wrong, df, "strict").tolist() == [False, False, True, True]
+    with pytest.raises(ValueError, match="strict, paper"):
+        is_correct(out, df, "lenient")
+
+
+def test_paper_scoring_is_never_stricter_than_strict():
+    """Per trial, the batch maximum is at least the trial's own peak and everything else is
+    shared, so `paper` ⊇ `strict`; withhold trials are scored identically."""
+    df = pd_concat_tasks(["Go", "AntiGoMod2", "DMMod1", "COMP1"], 16)
+    r = render(df, noise=False)
+    gen = torch.Generator().manual_seed(0)
+    out = (r.targets + 0.3 * torch.randn(r.targets.shape, generator=gen)).clamp(0, 1)
+    strict, paper = is_correct(out, df, "strict"), is_correct(out, df, "paper")
+    assert bool((paper | ~strict).all())
+    no_response = ~torch.as_tensor(df["response"].to_numpy())
+    assert torch.equal(strict[no_response], paper[no_response])
+
+
+def pd_concat_tasks(tasks, n):
+    import pandas as pd
+
+    return pd.concat([generate_trials(t, n, seed=i) for i, t in enumerate(tasks)], ignore_index=True)
+
+
+def test_paper_scoring_of_several_batches_decides_per_batch():
+    """Packed training scores N networks' batches at once: `batch=B` gives each batch of B
+    its own decision, as if scored one by one."""
+    df = generate_trials("Go", 8, seed=5)
+    r = render(df, noise=False)
+    out = r.targets.clone()
+    for i in range(4, 8):  # the second batch responds weakly throughout
+        _weak(out, i)
+    _weak(out, 1)  # a weak trial in the first batch, whose mates respond
+    together = is_correct(out, df, "paper", batch=4)
+    b = TrialBatch.from_frame(df)
+    first = is_correct(out[:4], b[torch.arange(4)], "paper")
+    second = is_correct(out[4:], b[torch.arange(4, 8)], "paper")
+    assert torch.equal(together, torch.cat([first, second]))
+    assert together.tolist() == [True] * 4 + [False] * 4
+    assert is_correct(out, df, "paper").all()  # one batch of 8: the strong mates carry all

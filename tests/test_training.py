@@ -152,7 +152,8 @@ def test_build_model_is_seeded():
 @pytest.mark.parametrize(
     "bad, message",
     [({"lr": -1}, "lr"), ({"batch_size": 0}, "batch_size"), ({"min_epochs": 5, "max_epochs": 2}, "min_epochs"),
-     ({"lr_decay": 1.5}, "lr_decay"), ({"threshold": 0}, "threshold"), ({"momentum": 0.9}, "momentum"),
+     ({"lr_decay": 1.5}, "lr_decay"), ({"threshold": 0}, "threshold"),
+     ({"criterion_scoring": "lenient"}, "criterion_scoring"), ({"momentum": 0.9}, "momentum"),
      ({"lr_decay_batches": 0}, "lr_decay_batches")],
 )
 def test_bad_hyperparameters(bad, message):
@@ -239,7 +240,7 @@ def test_training_runs_to_criterion(tmp_path, pools, monkeypatch, caplog):
     cfg = TrainConfig(batch_size=4, batches_per_epoch=4, min_epochs=2, max_epochs=6)
     (tmp_path / "met").mkdir(), (tmp_path / "cap").mkdir()
     with monkeypatch.context() as m:  # every trial scored correct: criterion met at once
-        m.setattr(loop, "is_correct", lambda out, trials: torch.ones(out.shape[0], dtype=torch.bool))
+        m.setattr(loop, "is_correct", lambda out, trials, scoring="strict": torch.ones(out.shape[0], dtype=torch.bool))
         table, out = job(tmp_path / "met", pools, ["Go", "DM"], cfg, hidden=8)
     _, meta = load_model(out / "model.pt")
     assert table["epoch"].max() == 2 and meta["epochs"] == 2 and meta["reached_criterion"]
@@ -249,6 +250,19 @@ def test_training_runs_to_criterion(tmp_path, pools, monkeypatch, caplog):
     _, meta = load_model(out / "model.pt")
     assert table["epoch"].max() == 3 and not meta["reached_criterion"]
     assert "stopped at max_epochs (3) without meeting the criterion" in caplog.text
+    # training.criterion_scoring decides the rule of the log and the criterion
+    seen = []
+
+    def spy(out, trials, scoring="strict"):
+        seen.append(scoring)
+        return torch.ones(out.shape[0], dtype=torch.bool)
+
+    with monkeypatch.context() as m:
+        m.setattr(loop, "is_correct", spy)
+        (tmp_path / "paper").mkdir()
+        job(tmp_path / "paper", pools, ["Go"], TrainConfig(**{**cfg.__dict__, "max_epochs": 2,
+                                                             "criterion_scoring": "paper"}), hidden=8)
+    assert seen and set(seen) == {"paper"}
 
 
 def test_lr_schedule_does_not_depend_on_epoch_size(pools):

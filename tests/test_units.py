@@ -79,9 +79,13 @@ def test_unit_analyses_on_a_tiny_model(analysed):
     assert set(go["statistic"]) == {"preferred", "vector_strength", "depth", "mean"}
     assert len(go[go["statistic"] == "depth"]) == 24  # every unit
     # the illustrated units follow their stated criteria
-    depth = stats[(stats["analysis"] == "go") & (stats["statistic"] == "depth")]
-    crit = np.minimum(depth[depth["task"] == "Go"]["value"].to_numpy(),
-                      depth[depth["task"] == "AntiGo"]["value"].to_numpy())
+    go_stats = stats[stats["analysis"] == "go"]
+
+    def value(task, statistic):
+        return go_stats[(go_stats["task"] == task) & (go_stats["statistic"] == statistic)]["value"].to_numpy()
+
+    tuned = np.minimum(*(value(t, "depth") * value(t, "vector_strength") for t in ("Go", "AntiGo")))
+    crit = tuned * (1 - np.cos(value("AntiGo-Go", "preferred_shift"))) / 2
     go_unit = int(curves.loc[curves["analysis"] == "go", "unit"].iat[0])
     assert go_unit == int(np.argmax(crit))
     r = stats[(stats["analysis"] == "dm") & (stats["statistic"] == "pearson_r")]
@@ -112,3 +116,20 @@ def test_figure_4_panels_draw_from_the_tables(analysed, tmp_path):
     ]
     for png in outs:
         assert png.read_bytes()[:4] == b"\x89PNG" and png.with_suffix(".pdf").exists()
+
+
+def test_go_example_is_a_tuned_unit_whose_preference_flips():
+    from instructnet.analysis.units import go_example_unit
+
+    # unit 0: deep, unimodal, same preference in Go and AntiGo (codes the stimulus)
+    # unit 1: deep but bimodal (low vector strength), flips
+    # unit 2: unimodal, flips by π (codes the response): the paper's Figure 4a unit
+    # unit 3: flips by π but barely tuned in AntiGo
+    go = {"preferred": np.array([1.0, 1.0, 1.0, 1.0]), "depth": np.array([9.0, 9.0, 4.0, 4.0]),
+          "vector_strength": np.array([0.8, 0.05, 0.6, 0.6])}
+    anti = {"preferred": np.array([1.0, 1.0 + np.pi, 1.0 + np.pi, 1.0 + np.pi]),
+            "depth": np.array([9.0, 9.0, 4.0, 0.2]),
+            "vector_strength": np.array([0.8, 0.05, 0.6, 0.6])}
+    unit, shift = go_example_unit({"Go": go, "AntiGo": anti})
+    assert unit == 2
+    np.testing.assert_allclose(np.abs(shift), [0, np.pi, np.pi, np.pi], atol=1e-12)

@@ -182,6 +182,15 @@ def test_paper_config_dag_lists_the_seven_language_models(repo, tmp_path):
 def test_rerun_is_a_no_op_and_reruns_are_surgical(repo, run):
     out = snakemake(repo, run, "-n").stdout + snakemake(repo, run, "-n").stderr
     assert "Nothing to be done" in out
+    # the same config spelled otherwise (the Snakefile's configfile named again, as
+    # `make run` does): no output records how the command line named it
+    cmd = [SNAKEMAKE, "--snakefile", str(repo / "Snakefile"), "--directory", str(run),
+           "--cores", "2", "-n", "--configfile", str(repo / "config" / "config.yaml"),
+           str(repo / "config" / "test.yaml")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout
+    first = (run / "results" / "tables" / "fidelity.md").read_text().splitlines()[0]
+    assert "config/test.yaml" in first and str(repo) not in first  # relative, once
     target = run / "results" / "trials" / "eval" / "DMS.parquet"
     before = target.read_bytes()
     target.unlink()

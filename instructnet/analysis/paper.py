@@ -51,7 +51,14 @@ OTHER_HEADLINES: dict[str, str] = {
         "produced sentences novel",
 }
 
-FIDELITY_COLUMNS = ["measure", "model", "display", "paper", "ours", "sd", "n_seeds"]
+FIDELITY_COLUMNS = ["measure", "model", "display", "paper"]
+# per scoring rule: mean, SD and 95 % t-interval over seeds, and the number of seeds
+FIDELITY_STATS = ("ours", "sd", "ci_low", "ci_high", "n_seeds")
+SCORING_NOTES = {
+    "paper": "the reference code's rule, which computed the paper's numbers: one "
+             "'did it respond' decision per batch (a known flaw, kept to compare like with like)",
+    "strict": "per trial, our standard (figures use it)",
+}
 
 
 def paper_table() -> pd.DataFrame:
@@ -61,37 +68,71 @@ def paper_table() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["measure", "model", "display", "paper"])
 
 
-def fidelity_table(ours: Mapping[str, pd.DataFrame], config_name: str) -> pd.DataFrame:
+def _by_scoring(ours: Mapping) -> dict:
+    """``{scoring: {measure: summary}}`` from either that or a plain ``{measure: summary}``
+    (one unnamed rule, reported as ``ours``)."""
+    if ours and all(isinstance(v, Mapping) for v in ours.values()):
+        return dict(ours)
+    return {None: dict(ours)}
+
+
+def _stat_column(name: str, scoring) -> str:
+    return name if scoring is None else f"{name}_{scoring}"
+
+
+def fidelity_table(ours: Mapping, config_name: str) -> pd.DataFrame:
     """Our numbers beside the paper's for every (measure, model) where either exists.
 
-    ``ours`` maps a measure (use the MEASURE_* names to align with the paper) to a
-    DataFrame(model, mean, sd, n_seeds) such as ``stats.summary``'s output. Missing
-    sides are NaN. Rows: paper measures in §8 order, then other measures; models in the
-    paper's row order, then ours in MODEL_ORDER. ``config_name`` is kept in
-    ``table.attrs["config"]``.
+    ``ours`` maps a scoring rule (``paper``, ``strict``) to ``{measure: summary}``, each
+    summary a DataFrame(model, mean, sd, ci_low, ci_high, n_seeds) such as
+    ``stats.summary``'s output (use the MEASURE_* names to align with the paper); a plain
+    ``{measure: summary}`` is one unnamed rule. Columns: measure, model, display, paper,
+    then per rule ``ours_<rule>``, ``sd_<rule>``, ``ci_low_<rule>``, ``ci_high_<rule>``,
+    ``n_seeds_<rule>`` (without the suffix for an unnamed rule). Missing sides are NaN.
+    Rows: paper measures in §8 order, then other measures; models in the paper's row
+    order, then ours in MODEL_ORDER. ``config_name`` is kept in ``table.attrs["config"]``.
     """
+    by_rule = _by_scoring(ours)
     rows = []
-    measures = list(MEASURES) + [m for m in ours if m not in MEASURES]
+    measures = list(MEASURES)
+    for rule in by_rule.values():
+        measures += [m for m in rule if m not in measures]
     for measure in measures:
         paper = PAPER_NUMBERS.get(measure, {})
-        df = ours.get(measure)
-        mine: dict[str, dict] = {}
-        if df is not None and len(df):
-            for rec in df.to_dict("records"):
-                mine[str(rec["model"])] = rec
+        mine: dict = {}
+        for scoring, rule in by_rule.items():
+            df = rule.get(measure)
+            if df is not None and len(df):
+                for rec in df.to_dict("records"):
+                    mine.setdefault(str(rec["model"]), {})[scoring] = rec
         models = list(paper) + order_models(m for m in mine if m not in paper)
         for model in models:
-            rec = mine.get(model, {})
-            rows.append({
-                "measure": measure, "model": model, "display": display_name(model),
-                "paper": paper.get(model, np.nan),
-                "ours": rec.get("mean", np.nan), "sd": rec.get("sd", np.nan),
-                "n_seeds": rec.get("n_seeds", 0 if not rec else np.nan),
-            })
-    table = pd.DataFrame(rows, columns=FIDELITY_COLUMNS)
-    table["n_seeds"] = table["n_seeds"].astype("Int64")
+            row = {"measure": measure, "model": model, "display": display_name(model),
+                   "paper": paper.get(model, np.nan)}
+            for scoring in by_rule:
+                rec = mine.get(model, {}).get(scoring, {})
+                for name, key in (("ours", "mean"), ("sd", "sd"), ("ci_low", "ci_low"),
+                                  ("ci_high", "ci_high"), ("n_seeds", "n_seeds")):
+                    row[_stat_column(name, scoring)] = rec.get(key, 0 if name == "n_seeds" else np.nan)
+            rows.append(row)
+    columns = FIDELITY_COLUMNS + [_stat_column(n, s) for s in by_rule for n in FIDELITY_STATS]
+    table = pd.DataFrame(rows, columns=columns)
+    for s in by_rule:
+        table[_stat_column("n_seeds", s)] = table[_stat_column("n_seeds", s)].astype("Int64")
     table.attrs["config"] = config_name
+    table.attrs["scorings"] = [s for s in by_rule if s is not None]
     return table
+
+
+def _mean_sd(rec: Mapping, scoring) -> str:
+    mean, sd = rec.get(_stat_column("ours", scoring)), rec.get(_stat_column("sd", scoring))
+    lo, hi = rec.get(_stat_column("ci_low", scoring)), rec.get(_stat_column("ci_high", scoring))
+    text = _pct(mean)
+    if text != "—" and not pd.isna(sd):
+        text += f" ±{100 * float(sd):.0f}"
+    if text != "—" and not (pd.isna(lo) or pd.isna(hi)):
+        text += f" [{100 * float(lo):.0f}, {100 * float(hi):.0f}]"
+    return text
 
 
 def _pct(x) -> str:
@@ -100,30 +141,102 @@ def _pct(x) -> str:
     return f"{100 * float(x):.0f} %"
 
 
-def fidelity_markdown(table: pd.DataFrame, config_name: str) -> str:
-    """Markdown: a title naming the config, then measure | model | paper | ours | Δ."""
+def fidelity_markdown(table: pd.DataFrame, config_name: str, extra_lines=()) -> str:
+    """Markdown: a title naming the config, then measure | model | paper | ours per
+    scoring rule (mean ±SD [95 % CI]) | seeds | ours − paper (paper scoring when there is
+    one: that is the comparable column). ``extra_lines``: more rows of text below."""
+    rules = [c[len("ours_"):] for c in table.columns if c.startswith("ours_")] or [None]
+    compare = "paper" if "paper" in rules else rules[0]
+    head = ["measure", "model", "paper"] + [
+        "ours" if r is None else f"ours, {r} scoring" for r in rules] + ["seeds", "ours − paper"]
     lines = [
         f"# Headline numbers: config `{config_name}`",
         "",
         f"Config: `{config_name}`. Paper values are METHODS §8 (mean over 5 seeds); ours "
-        "are the mean ± SD over seeds of per-seed means (percent correct). "
-        "\"—\" marks a missing value.",
+        "are the mean ±SD [95 % t-interval] over seeds of per-seed means (percent "
+        "correct). \"—\" marks a missing value.",
         "",
-        "| measure | model | paper | ours | SD | seeds | ours − paper |",
-        "|---|---|---:|---:|---:|---:|---:|",
     ]
+    for r in rules:
+        if r in SCORING_NOTES:
+            lines.append(f"- `{r}` scoring: {SCORING_NOTES[r]}.")
+    if any(r in SCORING_NOTES for r in rules):
+        lines.append("")
+    lines += ["| " + " | ".join(head) + " |",
+              "|---|---|" + "---:|" * (len(head) - 2)]
     for rec in table.to_dict("records"):
-        paper, ours = rec.get("paper"), rec.get("ours")
+        paper, ours = rec.get("paper"), rec.get(_stat_column("ours", compare))
         diff = (float(ours) - float(paper)) if not (pd.isna(paper) or pd.isna(ours)) else np.nan
-        sd = rec.get("sd")
-        sd_s = "—" if pd.isna(sd) else f"±{100 * float(sd):.0f}"
-        n = rec.get("n_seeds")
+        n = rec.get(_stat_column("n_seeds", compare))
         n_s = "—" if pd.isna(n) or n == 0 else str(int(n))
         diff_s = "—" if pd.isna(diff) else f"{100 * diff:+.0f}"
-        lines.append(f"| {rec['measure']} | {rec['display']} | {_pct(paper)} | {_pct(ours)} "
-                     f"| {sd_s} | {n_s} | {diff_s} |")
+        cells = [rec["measure"], rec["display"], _pct(paper)] + [_mean_sd(rec, r) for r in rules]
+        lines.append("| " + " | ".join(cells + [n_s, diff_s]) + " |")
     lines.append("")
-    lines.append("Not per-model (see METHODS §8): " + "; ".join(
+    lines += list(extra_lines)
+    lines.append("Paper, not per model (METHODS §8): " + "; ".join(
         f"{k}: {v}" for k, v in OTHER_HEADLINES.items()) + ".")
     lines.append("")
     return "\n".join(lines)
+
+
+# --- headlines that are not per model (METHODS §8) -------------------------------------
+PAPER_CCGP_R = 0.606
+# (setting, source) -> paper partner accuracy
+PAPER_PARTNERS: dict[tuple[str, str], float] = {
+    ("partner trained on task", "instructions"): 0.93,
+    ("task held out from partner", "instructions"): 0.78,
+    ("partner trained on task", "novel"): 0.88,
+    ("task held out from partner", "novel"): 0.75,
+    ("partner trained on task", "embedding"): 0.31,
+    ("task held out from partner", "embedding"): 0.28,
+}
+
+
+def ccgp_correlation(ccgp: pd.DataFrame, zero_shot: pd.DataFrame, stage: str = "rnn") -> dict:
+    """Pearson r between held-out CCGP (``stage``) and zero-shot accuracy over Figure 3e's
+    points (model × held-out task, means over seeds): {r, p, n}; r and p are NaN with
+    fewer than three points or no variance."""
+    from scipy import stats as sps
+
+    from .ccgp import ccgp_vs_zero_shot
+
+    points = ccgp_vs_zero_shot(ccgp, zero_shot, stage) if len(ccgp) and len(zero_shot) else None
+    if points is None or points.empty:
+        return {"r": np.nan, "p": np.nan, "n": 0}
+    x, y = points["ccgp"].to_numpy(float), points["zero_shot"].to_numpy(float)
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return {"r": np.nan, "p": np.nan, "n": len(x)}
+    res = sps.pearsonr(x, y)
+    return {"r": float(res.statistic), "p": float(res.pvalue), "n": len(x)}
+
+
+def headline_lines(ccgp: pd.DataFrame | None = None, zero_shot: pd.DataFrame | None = None,
+                   partners: pd.DataFrame | None = None) -> list[str]:
+    """Markdown lines for the headlines that are not per model: r(CCGP, zero-shot) per
+    scoring rule, and partner accuracy per (setting, source) and rule, beside the
+    paper's (``partners``: the production summary table)."""
+    from .stats import scored, scorings
+
+    lines = []
+    if ccgp is not None and zero_shot is not None:
+        lines += ["| headline | scoring | ours | paper |", "|---|---|---|---|"]
+        for rule in scorings(zero_shot):
+            c = ccgp_correlation(ccgp, scored(zero_shot, rule) if rule else zero_shot)
+            ours = ("r undefined" if pd.isna(c["r"]) else
+                    f"r = {c['r']:.3f} (p = {c['p']:.2g})") + f", n = {c['n']} (model × held-out task)"
+            lines.append(f"| CCGP (RNN) vs zero-shot, Pearson | {rule or '—'} | {ours} "
+                         f"| r = {PAPER_CCGP_R} |")
+        lines.append("")
+    if partners is not None and len(partners):
+        lines += ["| partner accuracy | source | scoring | ours | seeds × tasks | paper |",
+                  "|---|---|---|---:|---:|---:|"]
+        for rule in scorings(partners):
+            part = scored(partners, rule) if rule else partners
+            for rec in part.to_dict("records"):
+                key = (str(rec["setting"]), str(rec["source"]))
+                ours = _pct(rec["mean"]) + ("" if pd.isna(rec["sd"]) else f" ±{100 * rec['sd']:.0f}")
+                lines.append(f"| {key[0]} | {key[1]} | {rule or '—'} | {ours} | {int(rec['n'])} "
+                             f"| {_pct(PAPER_PARTNERS.get(key))} |")
+        lines.append("")
+    return lines

@@ -96,13 +96,34 @@ def _present(df: pd.DataFrame, cols: Iterable[str]) -> list[str]:
     return [c for c in cols if c in df.columns]
 
 
+STANDARD_SCORING = "strict"
+
+
+def scored(table: pd.DataFrame, scoring: str = STANDARD_SCORING) -> pd.DataFrame:
+    """The rows of one accuracy rule (``scoring`` column: strict or paper, see
+    instructnet.tasks.rendering.is_correct), without that column. Tables without the
+    column (older results, tables that are not accuracies) are returned unchanged.
+    Figures and statistics read the strict rows; the paper rule is for comparison."""
+    if table is None or "scoring" not in table.columns:
+        return table
+    return table[table["scoring"].astype(str) == scoring].drop(columns="scoring").reset_index(drop=True)
+
+
+def scorings(table: pd.DataFrame) -> list:
+    """The accuracy rules present in ``table``, strict first ([None] without the column)."""
+    if table is None or "scoring" not in table.columns or not len(table):
+        return [None]
+    present = set(table["scoring"].astype(str))
+    return [s for s in ("strict", "paper") if s in present] + sorted(present - {"strict", "paper"})
+
+
 def zero_shot_table(heldout: pd.DataFrame) -> pd.DataFrame:
     """Zero-shot accuracy: batch 0 (before any update), mean over repeats.
 
-    Returns DataFrame(holdout, model, seed, task, accuracy).
+    Returns DataFrame(holdout, model, seed, task[, scoring], accuracy).
     """
     first = heldout[heldout["batch"] == 0]
-    keys = _present(first, ("holdout", "model", "seed", "task"))
+    keys = _present(first, ("holdout", "model", "seed", "task", "scoring"))
     return first.groupby(keys, as_index=False, sort=True)["accuracy"].mean()
 
 

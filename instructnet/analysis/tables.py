@@ -8,17 +8,18 @@ from collections.abc import Mapping
 import pandas as pd
 
 from . import paper
-from .stats import clause_analysis, summary, welch_matrix, zero_shot_table
+from .stats import clause_analysis, scored, scorings, summary, welch_matrix, zero_shot_table
 
 
 def _zero_shot_like(table: pd.DataFrame) -> pd.DataFrame:
     """Tests without learning: mean accuracy over repeats per holdout, model, seed, task."""
-    keys = ["holdout", "model", "seed", "task"]
+    keys = [k for k in ("holdout", "model", "seed", "task") if k in table.columns]
     return table.groupby(keys, as_index=False, observed=True)["accuracy"].mean()
 
 
 def condition_tables(heldout: pd.DataFrame, extra: Mapping[str, pd.DataFrame]) -> dict:
-    """Per-task accuracy tables by test condition (empty tables are left out)."""
+    """Per-task accuracy tables by test condition (empty tables are left out), from tables
+    of one scoring rule (see ``stats.scored``)."""
     conditions = {}
     if len(heldout):
         zs = zero_shot_table(heldout)
@@ -37,18 +38,12 @@ def condition_tables(heldout: pd.DataFrame, extra: Mapping[str, pd.DataFrame]) -
     return conditions
 
 
-def statistics(heldout: pd.DataFrame, extra: Mapping[str, pd.DataFrame], config_name: str,
-               seed: int = 0) -> dict[str, pd.DataFrame | str]:
-    """Every table of the statistics stage, keyed like the rule's outputs."""
-    conditions = condition_tables(heldout, extra)
+def headline_measures(conditions: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Our value of each §8 measure that the run has (per-model summaries), from the
+    condition tables of one scoring rule."""
     zs = conditions.get("zero-shot", pd.DataFrame(columns=["holdout", "model", "seed", "task", "accuracy"]))
     swap = zs[zs["holdout"].astype(str).str.startswith("swap")] if len(zs) else zs
     family = zs[zs["holdout"].astype(str).str.startswith("family")] if len(zs) else zs
-    summaries, welch = [], []
-    for name, table in conditions.items():
-        summaries.append(summary(table).assign(condition=name))
-        welch.append(welch_matrix(table).assign(condition=name))
-    observed, null, tests = clause_analysis(swap if len(swap) else zs, n_null=50, seed=seed)
     ours = {paper.MEASURE_SWAP: summary(swap) if len(swap) else None,
             paper.MEASURE_FAMILY: summary(family) if len(family) else None}
     if "validation" in conditions:  # the paper's condition: models trained on every task
@@ -62,12 +57,53 @@ def statistics(heldout: pd.DataFrame, extra: Mapping[str, pd.DataFrame], config_
         ours[paper.MEASURE_TUNED] = summary(tuned) if len(tuned) else None
         anti = swap[swap["task"] == "AntiDMMod1"]
         ours[paper.MEASURE_ANTIDMMOD1] = summary(anti) if len(anti) else None
-    fidelity = paper.fidelity_table({k: v for k, v in ours.items() if v is not None}, config_name)
+    return {k: v for k, v in ours.items() if v is not None}
+
+
+def _with_scoring(frames: Mapping, name: str) -> pd.DataFrame:
+    """Concatenate {scoring: table} with a ``scoring`` column (none for [None])."""
+    parts = []
+    for scoring, table in frames.items():
+        table = table.copy()
+        if scoring is not None:
+            table.insert(len(table.columns) - 1 if name == "accuracy" else 0, "scoring", scoring)
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def statistics(heldout: pd.DataFrame, extra: Mapping[str, pd.DataFrame], config_name: str,
+               seed: int = 0) -> dict[str, pd.DataFrame | str]:
+    """Every table of the statistics stage, keyed like the rule's outputs.
+
+    Accuracy tables carry a ``scoring`` column (strict, paper) when the evaluation
+    tables do; every statistic is computed per scoring rule, the clause analysis on the
+    strict rule only; the fidelity table puts both beside the paper's values."""
+    rules = scorings(heldout)
+    per_rule = {s: condition_tables(scored(heldout, s) if s else heldout,
+                                    {k: scored(v, s) if s else v for k, v in extra.items()})
+                for s in rules}
+    empty = pd.DataFrame(columns=["holdout", "model", "seed", "task", "accuracy"])
+    zs_by = {s: c.get("zero-shot", empty) for s, c in per_rule.items()}
+    summary_by, conditions_by, welch_by = {}, {}, {}
+    for s, conditions in per_rule.items():
+        zs = zs_by[s]
+        swap = zs[zs["holdout"].astype(str).str.startswith("swap")] if len(zs) else zs
+        summary_by[s] = summary(swap if len(swap) else zs)
+        conditions_by[s] = pd.concat([summary(t).assign(condition=n) for n, t in conditions.items()],
+                                     ignore_index=True) if conditions else pd.DataFrame()
+        welch_by[s] = pd.concat([welch_matrix(t).assign(condition=n) for n, t in conditions.items()],
+                                ignore_index=True) if conditions else pd.DataFrame()
+    main = rules[0]  # strict when present
+    zs = zs_by[main]
+    swap = zs[zs["holdout"].astype(str).str.startswith("swap")] if len(zs) else zs
+    observed, null, tests = clause_analysis(swap if len(swap) else zs, n_null=50, seed=seed)
+    ours = {s: headline_measures(c) for s, c in per_rule.items()}
+    fidelity = paper.fidelity_table(ours, config_name)
     return {
-        "zero_shot": zs,
-        "summary": summary(swap if len(swap) else zs),
-        "conditions": pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(),
-        "welch": pd.concat(welch, ignore_index=True) if welch else pd.DataFrame(),
+        "zero_shot": _with_scoring(zs_by, "accuracy"),
+        "summary": _with_scoring(summary_by, "summary"),
+        "conditions": _with_scoring(conditions_by, "summary"),
+        "welch": _with_scoring(welch_by, "summary"),
         "clause_observed": observed,
         "clause_null": null,
         "clause_tests": tests,

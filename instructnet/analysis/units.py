@@ -9,7 +9,13 @@ turn). From its hidden activity (trials × steps × units):
   unit's response is its mean activity from stimulus onset to the end of the trial.
   Per unit and task: the tuning curve over ``n_bins`` direction bins, its depth
   (max − min), the preferred direction (angle of the curve's resultant vector) and
-  the vector strength. Illustrated unit: the largest min(depth Go, depth AntiGo).
+  the vector strength. Illustrated unit: the paper's Figure 4a shows a unit whose
+  preferred direction turns by π from Go to AntiGo (it codes the response, not the
+  stimulus); the unit drawn is the one with the largest
+  min(depth × vector strength in Go, in AntiGo) × (1 − cos Δ)/2, Δ its preferred
+  AntiGo − Go (a strongly, unimodally tuned unit whose preference flips scores 1 × its
+  tuning; a stimulus-coding unit scores 0). Every unit's Δ is in ``unit_stats``
+  (``preferred_shift``), so the population is there beside the example.
 * ``matching``: activity in the test-stimulus epoch [stim2 on, go) of match vs
   non-match trials of DMS, DNMS, DMC, DNMC (match: same direction, or same category);
   d′ = (mean match − mean non-match) / pooled SD. Illustrated unit: the largest mean
@@ -49,7 +55,7 @@ MATCH_TASKS = UNIT_TASKS["matching"]
 DM_TASKS = UNIT_TASKS["dm"]
 COMP_TASKS = UNIT_TASKS["comp"]
 SELECTION = {
-    "go": "largest min(tuning depth in Go, tuning depth in AntiGo)",
+    "go": "largest min(depth x vector strength in Go, in AntiGo) x (1 - cos shift)/2",
     "matching": "largest mean |d'| (match vs non-match) over DMS, DNMS, DMC, DNMC",
     "dm": "largest mean |Pearson r| (activity vs contrast) over DM and AntiDM",
     "comp": "largest mean |d'| (response vs withhold) over COMP1 and COMP2",
@@ -149,6 +155,16 @@ def direction_tuning(resp: np.ndarray, directions: np.ndarray, n_bins: int = 8):
     return curve, centres, pref, strength, depth
 
 
+def go_example_unit(go_resp: Mapping[str, Mapping[str, np.ndarray]]) -> tuple[int, np.ndarray]:
+    """(illustrated unit, every unit's preferred AntiGo − Go) from per-task tuning stats
+    (``go_resp[task]``: preferred, vector_strength, depth per unit): the unit with the
+    largest min(depth × vector strength in Go, in AntiGo) × (1 − cos Δ)/2."""
+    shift = circular_difference(go_resp["AntiGo"]["preferred"], go_resp["Go"]["preferred"])
+    tuned = np.minimum(*(np.asarray(go_resp[t]["depth"]) * np.asarray(go_resp[t]["vector_strength"])
+                         for t in ("Go", "AntiGo")))
+    return _pick(tuned * (1 - np.cos(shift)) / 2), shift
+
+
 def circular_difference(a, b):
     """a − b wrapped to (−π, π]."""
     return np.remainder(np.asarray(a) - np.asarray(b) + math.pi, TWO_PI) - math.pi
@@ -207,8 +223,7 @@ def unit_analyses(model, frames: Mapping[str, pd.DataFrame], sentences, n_trials
 
     # --- illustrated units and their curves
     if "Go" in go_resp and "AntiGo" in go_resp:
-        unit = _pick(np.minimum(go_resp["Go"]["depth"], go_resp["AntiGo"]["depth"]))
-        shift = circular_difference(go_resp["AntiGo"]["preferred"], go_resp["Go"]["preferred"])
+        unit, shift = go_example_unit(go_resp)
         stats.append(_long("go", "AntiGo-Go", {"preferred_shift": shift}))
         for task, (curve, centres) in go_curves.items():
             curves.append(_curve_rows("go", task, unit, "direction", centres, curve[:, unit], "all"))

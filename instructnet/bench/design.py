@@ -303,7 +303,8 @@ def _score(model, job: Job, cfg: DesignConfig, eval_pools, sentences, batches: i
     for kind, tasks, n, seed in parts:
         if not tasks:
             continue
-        table = zero_shot(model, tasks, eval_pools, sentences, EvalConfig(batch_size=n, repeats=1),
+        table = zero_shot(model, tasks, eval_pools, sentences,
+                          EvalConfig(batch_size=n, repeats=1, scoring=("strict",)),
                           seed, device, instructed=spec.instructed)
         for task, acc in zip(table["task"], table["accuracy"]):
             rows.append({"batches": batches, "kind": kind, "task": str(task),

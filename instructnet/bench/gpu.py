@@ -323,7 +323,8 @@ def training(cap_s: float = 150.0, threshold: float = 0.9, seeds=(0, 1, 2),
         acc = [r["accuracy"] for r in n.rows if r["epoch"] == n.epoch]
         zs = zero_shot(n.model, MINI_TASKS_HELD_OUT, eval_pools,
                        held_rows if n.member.spec.instructed else None,
-                       EvalConfig(batches=1, batch_size=256, repeats=1), 2024, device)
+                       EvalConfig(batches=1, batch_size=256, repeats=1, scoring=("strict",)),
+                       2024, device)
         per_net.append({
             "model": n.member.spec.name, "seed": n.member.seed, "epochs": n.epoch,
             "train_accuracy_mean": round(float(np.mean(acc)), 4),

@@ -39,7 +39,7 @@ from ..models.encoders import TASK_DIM, InstructionEncoder, TunedInstructionEnco
 from ..models.network import SensorimotorModel, masked_mse
 from ..tasks.constants import TASK_INDEX, check_tasks, compositional_references
 from ..tasks.holdouts import held_out, swapped_instruction_task
-from ..tasks.rendering import TrialBatch, is_correct
+from ..tasks.rendering import SCORINGS, TrialBatch, is_correct
 from ..training.loop import TrainingDiverged, draw_batch
 from ..training.run import seed_int
 
@@ -56,8 +56,15 @@ class EvalConfig:
     batch_size: int = 256
     lr: float = 8e-4
     repeats: int = 5
+    # accuracy rules (instructnet.tasks.rendering.is_correct): one row per rule and batch
+    scoring: tuple[str, ...] = SCORINGS
 
     def __post_init__(self):
+        scoring = (self.scoring,) if isinstance(self.scoring, str) else tuple(self.scoring)
+        if not scoring or any(s not in SCORINGS for s in scoring) or len(set(scoring)) < len(scoring):
+            raise ValueError(f"evaluation.scoring must be a non-empty list of distinct names "
+                             f"from {', '.join(SCORINGS)}, got {self.scoring!r}")
+        object.__setattr__(self, "scoring", scoring)
         for name in ("batches", "batch_size", "repeats"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -150,6 +157,12 @@ def _frame(rows: list[dict], strings: Sequence[str], ints: Sequence[str]) -> pd.
                       "accuracy": "float64"})
 
 
+def _accuracies(outputs: torch.Tensor, trials, scorings: Sequence[str]):
+    """(scoring, accuracy of the batch) for each rule, from the same outputs."""
+    values = torch.stack([is_correct(outputs, trials, s).float().mean() for s in scorings])
+    return zip(scorings, values.tolist())
+
+
 class _EvalMode:
     """Model on ``device`` in eval mode under no_grad; restores the train flag."""
 
@@ -213,8 +226,9 @@ def heldout_learning(
                     rng, noise, pools[task], choices.get(task), config.batch_size)
                 vec = _task_vec(work, task, sentence_idx, config.batch_size, device)
                 outputs, _ = work(r.inputs, vec)
-                accuracy = is_correct(outputs.detach(), trials).float().mean().item()
-                rows.append({"task": task, "repeat": repeat, "batch": batch, "accuracy": accuracy})
+                for scoring, accuracy in _accuracies(outputs.detach(), trials, config.scoring):
+                    rows.append({"task": task, "scoring": scoring, "repeat": repeat,
+                                 "batch": batch, "accuracy": accuracy})
                 loss = masked_mse(outputs, r.targets, r.mask)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
@@ -226,7 +240,7 @@ def heldout_learning(
                 optimizer.step()
             if on_trained is not None:
                 on_trained(task, repeat, work)
-    return _frame(rows, ["task"], ["repeat", "batch"])
+    return _frame(rows, ["task", "scoring"], ["repeat", "batch"])
 
 
 def zero_shot(
@@ -257,9 +271,10 @@ def zero_shot(
                 trials, sentence_idx, r = draw_batch(rng, noise, pool, choices, config.batch_size)
                 vec = _task_vec(model, task, sentence_idx, config.batch_size, device, fixed)
                 outputs, _ = model(r.inputs, vec)
-                accuracy = is_correct(outputs, trials).float().mean().item()
-                rows.append({"task": task, "repeat": repeat, "accuracy": accuracy})
-    return _frame(rows, ["task"], ["repeat"])
+                for scoring, accuracy in _accuracies(outputs, trials, config.scoring):
+                    rows.append({"task": task, "scoring": scoring, "repeat": repeat,
+                                 "accuracy": accuracy})
+    return _frame(rows, ["task", "scoring"], ["repeat"])
 
 
 def validation_instructions(

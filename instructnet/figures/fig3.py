@@ -17,9 +17,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from scipy import stats as sps  # noqa: E402
 
 from ..analysis.ccgp import ccgp_vs_zero_shot  # noqa: E402
+from ..analysis.paper import ccgp_correlation  # noqa: E402
 from ..analysis.stats import display_name, order_models  # noqa: E402
 from .fig2 import STYLE, _color, _empty_figure, _message, _save  # noqa: E402
 
@@ -95,12 +95,11 @@ def fig3e_ccgp_zero_shot(ccgp: pd.DataFrame, zero_shot: pd.DataFrame, out,
         sns.scatterplot(data=points, x="ccgp", y="zero_shot", hue="display",
                         hue_order=[display_name(m) for m in models],
                         palette={display_name(m): _color(m) for m in models}, ax=ax, s=45)
-        x, y = points["ccgp"].to_numpy(float), points["zero_shot"].to_numpy(float)
-        if len(x) >= 3 and np.std(x) > 0 and np.std(y) > 0:
-            res = sps.pearsonr(x, y)
-            text = f"Pearson r = {res.statistic:.3f}, p = {res.pvalue:.2g} (n = {len(x)})"
+        c = ccgp_correlation(ccgp, zero_shot, stage)  # the number fidelity.md reports
+        if not np.isnan(c["r"]):
+            text = f"Pearson r = {c['r']:.3f}, p = {c['p']:.2g} (n = {c['n']})"
         else:
-            text = f"Pearson r undefined (n = {len(x)} points)"
+            text = f"Pearson r undefined (n = {c['n']} points)"
         ax.text(0.02, 0.97, text + "\npaper: r = 0.606", transform=ax.transAxes, va="top",
                 fontsize=9, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
         ax.set_xlabel(f"held-out CCGP ({LAYER_TITLES.get(stage, stage)})")

@@ -25,6 +25,7 @@ from scipy import stats
 from ..evaluation.protocols import is_instructed
 from ..models.network import SensorimotorModel
 from ..tasks import TrialBatch, is_correct
+from ..tasks.rendering import SCORINGS
 from ..tasks.constants import check_tasks
 from ..training.loop import draw_batch
 from ..training.run import seed_int
@@ -54,9 +55,10 @@ def partner_accuracy(
     repeats: int,
     seed: int,
     device: str | torch.device = "cpu",
+    scorings: Sequence[str] = SCORINGS,
 ) -> pd.DataFrame:
     """Accuracy of ``partner`` on each task from each source: DataFrame(task, source,
-    repeat, n_sources, accuracy). ``sentence_embeddings[task]`` (N, d) are the
+    scoring, repeat, n_sources, accuracy), one row per accuracy rule (``scorings``). ``sentence_embeddings[task]`` (N, d) are the
     re-embedded produced instructions, ``novel[task]`` a boolean mask over them,
     ``vectors[task]`` (K, 64) the inferred task vectors. A source with nothing to offer
     for a task (no novel sentence) gives no rows."""
@@ -93,19 +95,50 @@ def partner_accuracy(
                         ).integers(0, len(options), batch_size)
                         vec = options[torch.as_tensor(pick, device=device)]
                         outputs, _ = partner(r.inputs, vec)
-                        rows.append({"task": task, "source": source, "repeat": repeat,
-                                     "n_sources": len(options),
-                                     "accuracy": is_correct(outputs, trials).float().mean().item()})
+                        for scoring in scorings:
+                            rows.append({"task": task, "source": source, "scoring": scoring,
+                                         "repeat": repeat, "n_sources": len(options),
+                                         "accuracy": is_correct(outputs, trials, scoring)
+                                         .float().mean().item()})
     finally:
         partner.train(was_training)
-    return pd.DataFrame(rows, columns=["task", "source", "repeat", "n_sources", "accuracy"]).astype(
-        {"task": "string", "source": "string", "repeat": "int32", "n_sources": "int32",
-         "accuracy": "float64"})
+    return pd.DataFrame(rows, columns=["task", "source", "scoring", "repeat", "n_sources",
+                                       "accuracy"]).astype(
+        {"task": "string", "source": "string", "scoring": "string", "repeat": "int32",
+         "n_sources": "int32", "accuracy": "float64"})
+
+
+def _per_scoring(fn, table: pd.DataFrame) -> pd.DataFrame:
+    """``fn`` applied to each scoring rule's rows, stacked with a leading ``scoring``
+    column (tables without one: ``fn(table)``)."""
+    if "scoring" not in table.columns:
+        return fn(table)
+    parts = []
+    for scoring in [s for s in ("strict", "paper") if s in set(table["scoring"].astype(str))]:
+        part = fn(table[table["scoring"].astype(str) == scoring].drop(columns="scoring"))
+        part.insert(0, "scoring", pd.array([scoring] * len(part), dtype="string"))
+        parts.append(part)
+    if not parts:
+        part = fn(table.drop(columns="scoring"))
+        part.insert(0, "scoring", pd.array([], dtype="string"))
+        return part
+    return pd.concat(parts, ignore_index=True)
 
 
 def partner_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Mean partner accuracy per (setting, source) over (partner seed, task) means, with
-    their SD, count and 95 % t-interval."""
+    their SD, count and 95 % t-interval (per scoring rule when the table has several)."""
+    return _per_scoring(_partner_summary, table)
+
+
+def partner_welch(table: pd.DataFrame) -> pd.DataFrame:
+    """Two-sided Welch t-tests (scipy.stats.ttest_ind, equal_var=False) between the
+    sources within each setting, on (partner seed, task) mean accuracies (per scoring
+    rule when the table has several)."""
+    return _per_scoring(_partner_welch, table)
+
+
+def _partner_summary(table: pd.DataFrame) -> pd.DataFrame:
     units = table.groupby(["setting", "source", "partner_seed", "task"], observed=True)[
         "accuracy"].mean().reset_index()
     rows = []
@@ -123,9 +156,7 @@ def partner_summary(table: pd.DataFrame) -> pd.DataFrame:
         {"setting": "string", "source": "string", "n": "int32"})
 
 
-def partner_welch(table: pd.DataFrame) -> pd.DataFrame:
-    """Two-sided Welch t-tests (scipy.stats.ttest_ind, equal_var=False) between the
-    sources within each setting, on (partner seed, task) mean accuracies."""
+def _partner_welch(table: pd.DataFrame) -> pd.DataFrame:
     units = table.groupby(["setting", "source", "partner_seed", "task"], observed=True)[
         "accuracy"].mean().reset_index()
     rows = []

@@ -213,7 +213,8 @@ def production_tables(produced_paths: Sequence, partner_paths: Sequence, out) ->
     partners = (pd.concat([pd.read_parquet(p) for p in partner_paths], ignore_index=True)
                 if partner_paths else pd.DataFrame(
                     columns=["model", "instructor_holdout", "partner_holdout", "partner_seed",
-                             "task", "source", "repeat", "n_sources", "accuracy", "setting"]))
+                             "task", "source", "scoring", "repeat", "n_sources", "accuracy",
+                             "setting"]))
     novel = produced.groupby(["instructor_holdout", "model", "instructor_seed"], observed=True).agg(
         sentences=("novel", "size"), novel=("novel", "sum"), fraction_novel=("novel", "mean"),
     ).reset_index()

@@ -218,16 +218,31 @@ def population_vector(ring: torch.Tensor) -> torch.Tensor:
     return torch.remainder(angle, TWO_PI)
 
 
-def is_correct(outputs: torch.Tensor, trials: TrialBatch | pd.DataFrame) -> torch.Tensor:
+SCORINGS = ("strict", "paper")
+
+
+def is_correct(outputs: torch.Tensor, trials: TrialBatch | pd.DataFrame,
+               scoring: str = "strict", batch: int | None = None) -> torch.Tensor:
     """Per-trial correctness (bool ``(B,)``) of network outputs ``(B, 150, 33)``.
 
-    A trial is correct when the fixation output stays above 0.5 wherever its target is
-    0.85 (before the go epoch), and then either — a response being required — the
-    largest ring output at the last step exceeds 0.6 with its population vector
-    within 36° of the target, or — no response required — every output unit stays
-    below 0.15 over steps 144–148. Everything is judged per trial, and angles
-    circularly.
+    ``strict`` (our standard): a trial is correct when the fixation output stays above
+    0.5 wherever its target is 0.85 (before the go epoch), and then either — a response
+    being required — the largest ring output at the last step exceeds 0.6 with its
+    population vector within 36° of the target, or — no response required — every
+    output unit stays below 0.15 over steps 144–148. Everything is judged per trial,
+    and angles circularly.
+
+    ``paper``: the reference implementation's rule, which computed the paper's numbers
+    (METHODS §1): the same, except that "did it respond" is ONE decision for the whole
+    batch — the largest ring output at the last step over all trials exceeds 0.6 — so
+    a trial whose own peak is weak passes the direction test when any batch mate
+    responds strongly, and the score depends on the batch's size and composition. A
+    known flaw, kept only to compare our numbers with the paper's like with like.
+    ``batch``: under ``paper``, the trials form consecutive batches of this size, each
+    with its own decision (several networks' batches scored at once); default: one.
     """
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
     b = _as_batch(trials, outputs.device)
     if outputs.shape[0] != len(b) or outputs.shape[-1] != N_OUTPUTS:
         raise ValueError(
@@ -239,7 +254,11 @@ def is_correct(outputs: torch.Tensor, trials: TrialBatch | pd.DataFrame) -> torc
     fix_ok = ((outputs[:, :, 0] > FIX_THRESHOLD) | ~before_go).all(dim=1)
 
     last_ring = outputs[:, -1, 1:]
-    responded = last_ring.max(dim=-1).values > RESPONSE_THRESHOLD
+    peak = last_ring.max(dim=-1).values
+    if scoring == "paper":  # one batch-level decision, broadcast to every trial
+        size = batch or len(peak)
+        peak = peak.view(-1, size).amax(dim=1, keepdim=True).expand(-1, size).reshape(-1)
+    responded = peak > RESPONSE_THRESHOLD
     on_target = circular_distance(population_vector(last_ring), b.target_dir) < ANGLE_TOLERANCE
     response_ok = responded & on_target
 

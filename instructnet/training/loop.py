@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from ..models.network import SensorimotorModel, masked_mse
 from ..tasks import TrialBatch, is_correct, render
+from ..tasks.rendering import SCORINGS
 from ..tasks.constants import TASK_INDEX
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,10 @@ class TrainConfig:
     max_epochs: int = 80
     threshold: float = 0.95
     grad_clip: float | None = 0.5  # clip gradients by value (reference); None: off
+    # the accuracy rule of the training log and so of the stopping criterion
+    # (instructnet.tasks.rendering.is_correct): strict (per trial) or paper (the
+    # reference's batch-level response decision, which decided the paper's stopping)
+    criterion_scoring: str = "strict"
 
     def __post_init__(self):
         positive_ints = ("batch_size", "batches_per_epoch", "lr_decay_batches", "min_epochs",
@@ -83,6 +88,9 @@ class TrainConfig:
             raise TrainingConfigError(f"training.lr_decay must be in (0, 1], got {self.lr_decay!r}")
         if not 0 < self.threshold <= 1:
             raise TrainingConfigError(f"training.threshold must be in (0, 1], got {self.threshold!r}")
+        if self.criterion_scoring not in SCORINGS:
+            raise TrainingConfigError(f"training.criterion_scoring must be one of "
+                                      f"{', '.join(SCORINGS)}, got {self.criterion_scoring!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise TrainingConfigError(f"training.grad_clip must be positive or null, got {self.grad_clip!r}")
 
@@ -308,7 +316,7 @@ class Trainer:
         if cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
-        accuracy = is_correct(outputs.detach(), trials).float().mean()
+        accuracy = is_correct(outputs.detach(), trials, cfg.criterion_scoring).float().mean()
         return loss.detach(), accuracy
 
     # -- one epoch -------------------------------------------------------------------

@@ -405,7 +405,8 @@ class PackedTrainer:
         self.adam.step([n.lr for n in self.active])
         losses[b] = per_net.detach()
         out = outputs.detach().transpose(1, 2).reshape(N * B, N_STEPS, N_OUTPUTS)
-        accs[b] = is_correct(out, trials).view(N, B).float().mean(dim=1)
+        scoring = self.active[0].config.criterion_scoring  # per network's own batch of B
+        accs[b] = is_correct(out, trials, scoring, batch=B).view(N, B).float().mean(dim=1)
 
     def _epoch(self) -> None:
         active = self.active

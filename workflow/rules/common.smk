@@ -2,7 +2,7 @@
 
 import os
 
-from instructnet.config import check_config
+from instructnet.config import check_config, config_label
 from instructnet.embeddings import language_models
 from instructnet.models.spec import RULE_MODELS, model_spec
 from instructnet.tasks import Study, held_out, holdout_registry
