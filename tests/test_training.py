@@ -410,3 +410,51 @@ def test_tuned_variant_trains_the_last_blocks_only(tmp_path, pools, tiny_models)
     idx = torch.tensor([0, 17, 500, 999])
     task = torch.zeros(4, dtype=torch.long)
     assert torch.allclose(live(task, idx), cached(task, idx), atol=1e-5)
+
+
+def test_model_files_are_read_safely_and_bad_ones_named(tmp_path, pools):
+    """model.pt is read with weights_only=True: a file that would run code is refused
+    without running it; garbage or a truncated file names itself and the fix."""
+    import pickle
+
+    from instructnet.models.io import ModelFileError
+
+    cfg = TrainConfig(batch_size=4, batches_per_epoch=2, min_epochs=1, max_epochs=1)
+    _, out = job(tmp_path, pools, ["Go"], cfg, hidden=8)
+    good = out / "model.pt"
+    model, meta = load_model(good)  # the current format loads
+    assert meta["seed"] == 0 and model.rnn.hidden_size == 8
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"spec": Evil()}, evil)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a torch file at all")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:200])
+    plain_pickle = tmp_path / "pickle.pt"
+    plain_pickle.write_bytes(pickle.dumps(Evil()))
+    for bad in (evil, garbage, truncated, plain_pickle):
+        with pytest.raises(ModelFileError, match="delete it and rerun") as err:
+            load_model(bad)
+        assert str(bad) in str(err.value) and len(str(err.value).splitlines()) == 1
+    assert not marker.exists()  # nothing in those files was executed
+
+
+def test_an_unreadable_checkpoint_names_itself(tmp_path, pools):
+    from instructnet.models.io import ModelFileError
+
+    cfg = TrainConfig(batch_size=4, batches_per_epoch=2, min_epochs=1, max_epochs=1)
+    out = tmp_path / "ck"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(ModelFileError, match="checkpoint.pt.*delete it and the job starts afresh"):
+        train_job(spec=model_spec("simplenet", LMS), holdout="test", seed=0, tasks=["Go"],
+                  pool_paths=pools, config=cfg, base_seed=1, model_out=out / "model.pt",
+                  log_out=out / "log.parquet", hidden=8, progress=False,
+                  checkpoint=out / "checkpoint.pt")

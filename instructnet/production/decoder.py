@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.io import load_file
 from ..models.network import SensorimotorModel
 from ..tasks import TrialBatch
 from ..tasks.constants import TASK_INDEX
@@ -269,7 +270,7 @@ def save_decoder(decoder: ProductionRNN, vocab: Vocabulary, config: DecoderConfi
 
 
 def load_decoder(path, device="cpu") -> tuple[ProductionRNN, Vocabulary, dict]:
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_file(path)  # weights_only: reading a decoder file runs no code
     vocab = Vocabulary([])
     vocab.itos = list(saved["vocabulary"])
     vocab.stoi = {t: i for i, t in enumerate(vocab.itos)}

@@ -34,12 +34,15 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from ..models.io import load_file
 from ..models.network import SensorimotorModel, masked_mse
 from ..tasks import TrialBatch, is_correct, render
 from ..tasks.rendering import SCORINGS
 from ..tasks.constants import TASK_INDEX
 
 log = logging.getLogger(__name__)
+# a checkpoint that cannot be read: the job can start afresh without it
+REMEDY_CHECKPOINT = "delete it and the job starts afresh"
 
 
 class TrainingDiverged(RuntimeError):
@@ -371,7 +374,7 @@ class Trainer:
         is not reported as meeting or missing the criterion."""
         checkpoint = Path(checkpoint) if checkpoint else None
         if checkpoint is not None and checkpoint.exists():
-            self.load_state(torch.load(checkpoint, map_location=self.device, weights_only=False))
+            self.load_state(load_file(checkpoint, self.device, REMEDY_CHECKPOINT))
             log.info("%s: resumed from %s after epoch %d", self.label, checkpoint, self.epoch)
             last = [row for row in self.rows if row["epoch"] == self.epoch]
             if last and self.done(pd.DataFrame(last)):

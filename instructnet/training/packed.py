@@ -41,7 +41,9 @@ from ..tasks import TrialBatch, is_correct, read_trials
 from ..tasks.constants import N_INPUTS, N_OUTPUTS, N_RING, N_STEPS
 from ..tasks.rendering import draw_noise, render
 from ..tasks.constants import TASK_INDEX
+from ..models.io import load_file
 from .loop import (
+    REMEDY_CHECKPOINT,
     TrainConfig,
     TrainingConfigError,
     TrainingData,
@@ -445,7 +447,7 @@ class PackedTrainer:
         for n in self.networks:
             ckpt = n.member.checkpoint
             if ckpt is not None and Path(ckpt).exists():
-                n.load_state(torch.load(ckpt, map_location=self.device, weights_only=False))
+                n.load_state(load_file(ckpt, self.device, REMEDY_CHECKPOINT))
                 log.info("%s: resumed from %s after epoch %d", n.label, ckpt, n.epoch)
 
     def run(self) -> list[pd.DataFrame]:

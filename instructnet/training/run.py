@@ -17,6 +17,7 @@ import torch
 from ..embeddings import LanguageModel, read_embeddings
 from ..embeddings import load as load_language_model
 from ..models.encoders import TunedInstructionEncoder
+from ..models.io import load_file
 from ..models.network import SensorimotorModel, build_model
 from ..models.spec import ModelSpec
 from ..tasks import TrialBatch, derive_seed, read_trials
@@ -79,7 +80,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """A trained model and its metadata (spec, holdout, seed, training tasks, ...).
 
     Tuned models reload their language model from its source (it must be available)."""
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_file(path)  # weights_only: reading a model file runs no code
     spec = ModelSpec(**saved["spec"])
     state = saved["state_dict"]
     if spec.tuned:
