@@ -573,16 +573,17 @@ def test_heldout_evaluation_on_the_device_equals_cpu(name, device, emb_table, mo
 
     acc = cpu_curve["accuracy"].to_numpy()
     assert (acc > 0).any() and (acc < 1).any(), "degenerate accuracies: the comparison is void"
-    key = ["task", "repeat", "batch"]
+    key = ["task", "scoring", "repeat", "batch"]
     pd.testing.assert_frame_equal(dev_curve[key], cpu_curve[key])
-    pd.testing.assert_frame_equal(dev_zs[["task", "repeat"]], cpu_zs[["task", "repeat"]])
+    pd.testing.assert_frame_equal(dev_zs[["task", "scoring", "repeat"]],
+                                  cpu_zs[["task", "scoring", "repeat"]])
     one_trial = 1 / config.batch_size + 1e-12
     diff = np.abs(dev_curve["accuracy"].to_numpy() - acc)
     assert diff.max() <= one_trial, cpu_curve.assign(device=dev_curve["accuracy"])[diff > 0]
     assert np.abs(dev_zs["accuracy"].to_numpy() - cpu_zs["accuracy"].to_numpy()).max() <= one_trial
     # on each device, zero-shot is batch 0 of the learning curve (same trials and noise)
     first = dev_curve[dev_curve["batch"] == 0].reset_index(drop=True)
-    pd.testing.assert_frame_equal(first[["task", "repeat", "accuracy"]], dev_zs)
+    pd.testing.assert_frame_equal(first[["task", "scoring", "repeat", "accuracy"]], dev_zs)
     # what the learning did: the updates (learned − start) agree to float32 rounding;
     # what it left alone (frozen rules/embeddings, integer buffers) is untouched
     assert dev_learned.keys() == cpu_learned.keys()
