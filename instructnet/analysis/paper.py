@@ -197,11 +197,16 @@ def ccgp_correlation(ccgp: pd.DataFrame, zero_shot: pd.DataFrame, stage: str = "
     """Pearson r between held-out CCGP (``stage``) and zero-shot accuracy over Figure 3e's
     points (model × held-out task, means over seeds): {r, p, n}; r and p are NaN with
     fewer than three points or no variance."""
-    from scipy import stats as sps
-
     from .ccgp import ccgp_vs_zero_shot
 
     points = ccgp_vs_zero_shot(ccgp, zero_shot, stage) if len(ccgp) and len(zero_shot) else None
+    return points_correlation(points)
+
+
+def points_correlation(points: pd.DataFrame | None) -> dict:
+    """Pearson {r, p, n} over Figure 3e's points (columns ccgp, zero_shot)."""
+    from scipy import stats as sps
+
     if points is None or points.empty:
         return {"r": np.nan, "p": np.nan, "n": 0}
     x, y = points["ccgp"].to_numpy(float), points["zero_shot"].to_numpy(float)

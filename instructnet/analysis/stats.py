@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from ..tasks.constants import CONDITIONAL_TASKS, IMPERATIVE_TASKS, TASKS
+from ..tasks.rendering import SCORINGS
 
 # --- model names -------------------------------------------------------------------
 DISPLAY_NAMES: dict[str, str] = {
@@ -114,7 +115,7 @@ def scorings(table: pd.DataFrame) -> list:
     if table is None or "scoring" not in table.columns or not len(table):
         return [None]
     present = set(table["scoring"].astype(str))
-    return [s for s in ("strict", "paper") if s in present] + sorted(present - {"strict", "paper"})
+    return [s for s in SCORINGS if s in present] + sorted(present - set(SCORINGS))
 
 
 def zero_shot_table(heldout: pd.DataFrame) -> pd.DataFrame:

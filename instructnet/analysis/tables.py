@@ -38,12 +38,16 @@ def condition_tables(heldout: pd.DataFrame, extra: Mapping[str, pd.DataFrame]) -
     return conditions
 
 
+def _of_scheme(zs: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """The rows of holdout groups of one scheme (swap…, family…)."""
+    return zs[zs["holdout"].astype(str).str.startswith(prefix)] if len(zs) else zs
+
+
 def headline_measures(conditions: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Our value of each §8 measure that the run has (per-model summaries), from the
     condition tables of one scoring rule."""
     zs = conditions.get("zero-shot", pd.DataFrame(columns=["holdout", "model", "seed", "task", "accuracy"]))
-    swap = zs[zs["holdout"].astype(str).str.startswith("swap")] if len(zs) else zs
-    family = zs[zs["holdout"].astype(str).str.startswith("family")] if len(zs) else zs
+    swap, family = _of_scheme(zs, "swap"), _of_scheme(zs, "family")
     ours = {paper.MEASURE_SWAP: summary(swap) if len(swap) else None,
             paper.MEASURE_FAMILY: summary(family) if len(family) else None}
     if "validation" in conditions:  # the paper's condition: models trained on every task
@@ -60,13 +64,15 @@ def headline_measures(conditions: Mapping[str, pd.DataFrame]) -> dict[str, pd.Da
     return {k: v for k, v in ours.items() if v is not None}
 
 
-def _with_scoring(frames: Mapping, name: str) -> pd.DataFrame:
-    """Concatenate {scoring: table} with a ``scoring`` column (none for [None])."""
+def _with_scoring(frames: Mapping) -> pd.DataFrame:
+    """Concatenate {scoring: table} with a ``scoring`` column (none for [None]), placed
+    before ``accuracy`` in accuracy tables and first in summaries."""
     parts = []
     for scoring, table in frames.items():
         table = table.copy()
         if scoring is not None:
-            table.insert(len(table.columns) - 1 if name == "accuracy" else 0, "scoring", scoring)
+            at = table.columns.get_loc("accuracy") if "accuracy" in table.columns else 0
+            table.insert(at, "scoring", scoring)
         parts.append(table)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
@@ -87,7 +93,7 @@ def statistics(heldout: pd.DataFrame, extra: Mapping[str, pd.DataFrame], config_
     summary_by, conditions_by, welch_by = {}, {}, {}
     for s, conditions in per_rule.items():
         zs = zs_by[s]
-        swap = zs[zs["holdout"].astype(str).str.startswith("swap")] if len(zs) else zs
+        swap = _of_scheme(zs, "swap")
         summary_by[s] = summary(swap if len(swap) else zs)
         conditions_by[s] = pd.concat([summary(t).assign(condition=n) for n, t in conditions.items()],
                                      ignore_index=True) if conditions else pd.DataFrame()
@@ -95,15 +101,15 @@ def statistics(heldout: pd.DataFrame, extra: Mapping[str, pd.DataFrame], config_
                                 ignore_index=True) if conditions else pd.DataFrame()
     main = rules[0]  # strict when present
     zs = zs_by[main]
-    swap = zs[zs["holdout"].astype(str).str.startswith("swap")] if len(zs) else zs
+    swap = _of_scheme(zs, "swap")
     observed, null, tests = clause_analysis(swap if len(swap) else zs, n_null=50, seed=seed)
     ours = {s: headline_measures(c) for s, c in per_rule.items()}
     fidelity = paper.fidelity_table(ours, config_name)
     return {
-        "zero_shot": _with_scoring(zs_by, "accuracy"),
-        "summary": _with_scoring(summary_by, "summary"),
-        "conditions": _with_scoring(conditions_by, "summary"),
-        "welch": _with_scoring(welch_by, "summary"),
+        "zero_shot": _with_scoring(zs_by),
+        "summary": _with_scoring(summary_by),
+        "conditions": _with_scoring(conditions_by),
+        "welch": _with_scoring(welch_by),
         "clause_observed": observed,
         "clause_null": null,
         "clause_tests": tests,

@@ -39,7 +39,7 @@ from ..models.encoders import TASK_DIM, InstructionEncoder, TunedInstructionEnco
 from ..models.network import SensorimotorModel, masked_mse
 from ..tasks.constants import TASK_INDEX, check_tasks, compositional_references
 from ..tasks.holdouts import held_out, swapped_instruction_task
-from ..tasks.rendering import SCORINGS, TrialBatch, is_correct
+from ..tasks.rendering import SCORINGS, TrialBatch, correct_by_scoring
 from ..training.loop import TrainingDiverged, draw_batch
 from ..training.run import seed_int
 
@@ -159,7 +159,8 @@ def _frame(rows: list[dict], strings: Sequence[str], ints: Sequence[str]) -> pd.
 
 def _accuracies(outputs: torch.Tensor, trials, scorings: Sequence[str]):
     """(scoring, accuracy of the batch) for each rule, from the same outputs."""
-    values = torch.stack([is_correct(outputs, trials, s).float().mean() for s in scorings])
+    correct = correct_by_scoring(outputs, trials, scorings)
+    values = torch.stack([correct[s].float().mean() for s in scorings])
     return zip(scorings, values.tolist())
 
 

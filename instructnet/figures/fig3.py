@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..analysis.ccgp import ccgp_vs_zero_shot  # noqa: E402
-from ..analysis.paper import ccgp_correlation  # noqa: E402
+from ..analysis.paper import points_correlation  # noqa: E402
 from ..analysis.stats import display_name, order_models  # noqa: E402
 from .fig2 import STYLE, _color, _empty_figure, _message, _save  # noqa: E402
 
@@ -95,7 +95,7 @@ def fig3e_ccgp_zero_shot(ccgp: pd.DataFrame, zero_shot: pd.DataFrame, out,
         sns.scatterplot(data=points, x="ccgp", y="zero_shot", hue="display",
                         hue_order=[display_name(m) for m in models],
                         palette={display_name(m): _color(m) for m in models}, ax=ax, s=45)
-        c = ccgp_correlation(ccgp, zero_shot, stage)  # the number fidelity.md reports
+        c = points_correlation(points)  # the number fidelity.md reports
         if not np.isnan(c["r"]):
             text = f"Pearson r = {c['r']:.3f}, p = {c['p']:.2g} (n = {c['n']})"
         else:

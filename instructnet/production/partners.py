@@ -24,8 +24,8 @@ from scipy import stats
 
 from ..evaluation.protocols import is_instructed
 from ..models.network import SensorimotorModel
-from ..tasks import TrialBatch, is_correct
-from ..tasks.rendering import SCORINGS
+from ..tasks import TrialBatch
+from ..tasks.rendering import SCORINGS, correct_by_scoring
 from ..tasks.constants import check_tasks
 from ..training.loop import draw_batch
 from ..training.run import seed_int
@@ -95,11 +95,11 @@ def partner_accuracy(
                         ).integers(0, len(options), batch_size)
                         vec = options[torch.as_tensor(pick, device=device)]
                         outputs, _ = partner(r.inputs, vec)
+                        correct = correct_by_scoring(outputs, trials, scorings)
                         for scoring in scorings:
                             rows.append({"task": task, "source": source, "scoring": scoring,
                                          "repeat": repeat, "n_sources": len(options),
-                                         "accuracy": is_correct(outputs, trials, scoring)
-                                         .float().mean().item()})
+                                         "accuracy": correct[scoring].float().mean().item()})
     finally:
         partner.train(was_training)
     return pd.DataFrame(rows, columns=["task", "source", "scoring", "repeat", "n_sources",
@@ -114,7 +114,7 @@ def _per_scoring(fn, table: pd.DataFrame) -> pd.DataFrame:
     if "scoring" not in table.columns:
         return fn(table)
     parts = []
-    for scoring in [s for s in ("strict", "paper") if s in set(table["scoring"].astype(str))]:
+    for scoring in [s for s in SCORINGS if s in set(table["scoring"].astype(str))]:
         part = fn(table[table["scoring"].astype(str) == scoring].drop(columns="scoring"))
         part.insert(0, "scoring", pd.array([scoring] * len(part), dtype="string"))
         parts.append(part)

@@ -241,8 +241,16 @@ def is_correct(outputs: torch.Tensor, trials: TrialBatch | pd.DataFrame,
     ``batch``: under ``paper``, the trials form consecutive batches of this size, each
     with its own decision (several networks' batches scored at once); default: one.
     """
-    if scoring not in SCORINGS:
-        raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
+    return correct_by_scoring(outputs, trials, (scoring,), batch)[scoring]
+
+
+def correct_by_scoring(outputs: torch.Tensor, trials: TrialBatch | pd.DataFrame,
+                       scorings=SCORINGS, batch: int | None = None) -> dict[str, torch.Tensor]:
+    """:func:`is_correct` under each rule of ``scorings``, {rule: bool (B,)}: everything
+    the rules share (fixation, direction, withholding) is computed once."""
+    unknown = [s for s in scorings if s not in SCORINGS]
+    if unknown:
+        raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {unknown[0]!r}")
     b = _as_batch(trials, outputs.device)
     if outputs.shape[0] != len(b) or outputs.shape[-1] != N_OUTPUTS:
         raise ValueError(
@@ -255,14 +263,16 @@ def is_correct(outputs: torch.Tensor, trials: TrialBatch | pd.DataFrame,
 
     last_ring = outputs[:, -1, 1:]
     peak = last_ring.max(dim=-1).values
-    if scoring == "paper":  # one batch-level decision, broadcast to every trial
-        size = batch or len(peak)
-        peak = peak.view(-1, size).amax(dim=1, keepdim=True).expand(-1, size).reshape(-1)
-    responded = peak > RESPONSE_THRESHOLD
     on_target = circular_distance(population_vector(last_ring), b.target_dir) < ANGLE_TOLERANCE
-    response_ok = responded & on_target
-
     lo, hi = WITHHOLD_WINDOW
     withhold_ok = (outputs[:, lo:hi, :] < WITHHOLD_THRESHOLD).flatten(1).all(dim=1)
 
-    return fix_ok & torch.where(b.response, response_ok, withhold_ok)
+    out = {}
+    for scoring in scorings:
+        rule_peak = peak
+        if scoring == "paper":  # one batch-level decision, broadcast to every trial
+            size = batch or len(peak)
+            rule_peak = peak.view(-1, size).amax(dim=1, keepdim=True).expand(-1, size).reshape(-1)
+        response_ok = (rule_peak > RESPONSE_THRESHOLD) & on_target
+        out[scoring] = fix_ok & torch.where(b.response, response_ok, withhold_ok)
+    return out
