@@ -27,7 +27,7 @@ def _trials_show(args) -> None:
             raise SystemExit("error: give --task NAME or --pool FILE")
         thresholds = tasks.ConThresholds.read(args.thresholds) if args.thresholds else None
         df = tasks.generate_trials(args.task, args.n, args.seed, thresholds)
-    out = plot_trials(df, args.out, tuning=args.tuning)
+    out = plot_trials(df, args.out, tasks.Stimulus(args.convention, args.tuning))
     print(out)
 
 
@@ -51,7 +51,10 @@ def main(argv=None) -> int:
     show.add_argument("--n", type=int, default=1, help="trials to draw (default 1)")
     show.add_argument("--seed", type=int, default=0)
     show.add_argument("--thresholds", help="Con threshold table (default: shipped table)")
-    show.add_argument("--tuning", type=float, default=8.0, help="tuning width constant k")
+    show.add_argument("--convention", choices=["paper", "reference"], default="paper",
+                      help="stimulus geometry (config key trials.convention; default paper)")
+    show.add_argument("--tuning", type=float, default=None,
+                      help="tuning width constant k (default: the convention's, 8 or 12)")
     show.add_argument("--out", required=True, help="PNG (or PDF) to write")
     show.set_defaults(func=_trials_show)
     ls = sub.add_parser("tasks", help="list the 50 tasks")

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from .embeddings.registry import language_models
 from .models.spec import model_spec
 from .tasks import Study
+from .tasks.stimulus import Stimulus
 from .tasks.generate import TrialCountError
 
 
@@ -51,6 +52,7 @@ def check_config(config: Mapping) -> Mapping:
     """Raise ConfigError (naming the key) if ``config`` refers to unknown things."""
     try:
         study = Study.from_config(config)  # the task set and the custom holdout groups
+        Stimulus.from_config(config["trials"])  # convention and tuning width
         for name in config.get("holdouts", []):
             study.held_out(name, "holdouts")
         for pool, n in config["trials"]["pools"].items():

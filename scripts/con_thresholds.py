@@ -5,6 +5,7 @@ import sys
 
 import torch
 
+from instructnet.tasks import Stimulus
 from instructnet.training.con_thresholds import (
     DEFAULT_CONTRASTS,
     DEFAULT_NOISE,
@@ -27,6 +28,7 @@ table = sweep(
     trials=settings.get("trials", DEFAULT_TRIALS),
     seed=snakemake.params.seed,
     device=device,
+    stimulus=Stimulus(**snakemake.params.stimulus),
 )
 table.to_parquet(snakemake.output.sweep, index=False)
 frontier(table).to_parquet(snakemake.output.table, index=False)

@@ -6,6 +6,7 @@ import sys
 import torch
 
 from instructnet.evaluation.run import evaluate
+from instructnet.tasks import Stimulus
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -23,5 +24,6 @@ table = evaluate(
     settings=snakemake.params.settings,
     seed=snakemake.params.seed,
     device="cuda" if torch.cuda.is_available() else "cpu",
+    stimulus=Stimulus(**snakemake.params.stimulus),
 )
 table.to_parquet(snakemake.output[0], index=False)

@@ -13,4 +13,5 @@ sys.stderr = open(snakemake.log[0], "w")
 read = {k: pd.read_parquet(v) for k, v in snakemake.input.items()}
 extra = paper.headline_lines(read.get("ccgp"), read.get("zero_shot"), read.get("partners"))
 Path(snakemake.output[0]).write_text(
-    paper.fidelity_markdown(read["table"], snakemake.params.config_name, extra))
+    paper.fidelity_markdown(read["table"], snakemake.params.config_name, extra,
+                            stimulus=snakemake.params.stimulus))

@@ -6,6 +6,7 @@ import sys
 import torch
 
 from instructnet.production.run import partner_job
+from instructnet.tasks import Stimulus
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -21,4 +22,5 @@ partner_job(
     model=w.model, settings=snakemake.params.settings, base_seed=snakemake.params.seed,
     out=snakemake.output[0], custom=snakemake.params.custom,
     device="cuda" if torch.cuda.is_available() else "cpu",
+    stimulus=Stimulus(**snakemake.params.stimulus),
 )

@@ -3,9 +3,9 @@
 import sys
 
 from instructnet.figures.trials import task_examples
-from instructnet.tasks import read_trials
+from instructnet.tasks import Stimulus, read_trials
 
 sys.stderr = open(snakemake.log[0], "w")
 
 task_examples([read_trials(p) for p in snakemake.input], snakemake.output[0],
-              tuning=snakemake.params.tuning)
+              stimulus=Stimulus(**snakemake.params.stimulus))

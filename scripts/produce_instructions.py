@@ -6,6 +6,7 @@ import sys
 import torch
 
 from instructnet.production.run import produce_job
+from instructnet.tasks import Stimulus
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -23,4 +24,5 @@ produce_job(
     holdout=w.holdout, model=w.model, seed=int(w.seed),
     out=snakemake.output[0], custom=snakemake.params.custom,
     device="cpu",  # greedy decoding of a few sentences per task: no GPU requested (rule)
+    stimulus=Stimulus(**snakemake.params.stimulus),
 )

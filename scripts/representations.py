@@ -7,7 +7,7 @@ import torch
 
 from instructnet.analysis.representations import model_representations, write_representations
 from instructnet.embeddings import read_embeddings
-from instructnet.tasks import TrialBatch, read_trials
+from instructnet.tasks import Stimulus, read_pools
 from instructnet.tasks.holdouts import held_out, swapped_instruction_task
 from instructnet.training.run import instruction_rows, load_model, seed_int
 
@@ -18,7 +18,7 @@ torch.set_num_threads(snakemake.threads)
 w = snakemake.wildcards
 model, meta = load_model(snakemake.input.model)
 tasks = snakemake.params.tasks  # the study's tasks
-pools = {t: TrialBatch.from_frame(read_trials(p)) for t, p in zip(tasks, snakemake.input.pools)}
+pools = read_pools(dict(zip(tasks, snakemake.input.pools)), Stimulus(**snakemake.params.stimulus))
 sentences = swapped = None
 if "embeddings" in snakemake.input.keys():
     rows, _ = read_embeddings(snakemake.input.embeddings)
@@ -27,6 +27,6 @@ if "embeddings" in snakemake.input.keys():
     swapped = {t: swapped_instruction_task(t, w.holdout, custom) for t in held_out(w.holdout, custom)}
 table = model_representations(model, pools, sentences, snakemake.params.trials,
                               seed=seed_int(snakemake.params.seed, "representations", w.holdout, w.model, int(w.seed)), swapped=swapped,
-                              tasks=tasks, tuning=snakemake.params.tuning)
+                              tasks=tasks)
 write_representations(table, snakemake.output[0])
 logging.info("%d samples over layers %s", len(table), sorted(set(table["layer"])))

@@ -6,6 +6,7 @@ import sys
 import torch
 
 from instructnet.production.run import decoder_job
+from instructnet.tasks import Stimulus
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -21,4 +22,5 @@ decoder_job(
     holdout=w.holdout, model=w.model, seed=int(w.seed),
     out_model=snakemake.output.decoder, out_log=snakemake.output.log,
     device="cuda" if torch.cuda.is_available() else "cpu",
+    stimulus=Stimulus(**snakemake.params.stimulus),
 )

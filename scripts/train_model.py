@@ -5,6 +5,7 @@ import sys
 
 import torch
 
+from instructnet.tasks import Stimulus
 from instructnet.training import TrainConfig
 from instructnet.training.run import TuningConfig, train_job
 
@@ -30,4 +31,5 @@ train_job(
     checkpoint=snakemake.params.checkpoint,
     language_model=snakemake.params.language_model,
     tuning=TuningConfig(**snakemake.params.tuning),
+    stimulus=Stimulus(**snakemake.params.stimulus),
 )

@@ -5,6 +5,7 @@ import sys
 
 import torch
 
+from instructnet.tasks import Stimulus
 from instructnet.training import TrainConfig
 from instructnet.training.packed import PackMember, train_pack
 
@@ -39,4 +40,5 @@ train_pack(
     device="cuda" if torch.cuda.is_available() else "cpu",
     max_networks=p.max_networks,
     cuda_graphs=p.cuda_graphs,
+    stimulus=Stimulus(**p.stimulus),
 )

@@ -7,7 +7,7 @@ import torch
 
 from instructnet.analysis.units import unit_analyses
 from instructnet.embeddings import read_embeddings
-from instructnet.tasks import read_trials
+from instructnet.tasks import Stimulus, read_trials
 from instructnet.training.run import instruction_rows, load_model, seed_int
 
 sys.stderr = open(snakemake.log[0], "w")
@@ -25,7 +25,8 @@ if "embeddings" in snakemake.input.keys():
 stats, curves, variance = unit_analyses(
     model, frames, sentences, snakemake.params.trials,
     seed=seed_int(snakemake.params.seed, "units", w.holdout, w.model, int(w.seed)), n_bins=snakemake.params.bins,
-    max_clusters=snakemake.params.max_clusters, tuning=snakemake.params.tuning)
+    max_clusters=snakemake.params.max_clusters,
+    stimulus=Stimulus(**snakemake.params.stimulus))
 stats.to_parquet(snakemake.output.stats, index=False)
 curves.to_parquet(snakemake.output.curves, index=False)
 variance.to_parquet(snakemake.output.variance, index=False)

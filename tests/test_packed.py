@@ -108,13 +108,14 @@ def members(folder, grid=GRID, checkpoints=True):
     return out
 
 
-def unpacked(folder, inputs, grid=GRID):
+def unpacked(folder, inputs, grid=GRID, **kw):
     pools, emb = inputs
     for name, seed, cfg in grid:
         d = folder / f"{name}_{seed}"
         d.mkdir(parents=True, exist_ok=True)
         train_job(model_spec(name, LMS), "h", seed, TASKS, pools, cfg, 1, d / "model.pt",
-                  d / "log.parquet", embeddings_path=emb.get(name), hidden=12, progress=False)
+                  d / "log.parquet", embeddings_path=emb.get(name), hidden=12, progress=False,
+                  **kw)
 
 
 def assert_same_results(a_dir, b_dir, grid=GRID):
@@ -147,6 +148,22 @@ def test_packed_training_equals_unpacked(tmp_path, inputs, reference):
     epochs = [int(t["epoch"].max()) for t in tables]
     assert epochs[2] == 1 and max(epochs) > 1  # one stopped early, the others went on
     assert not list(tmp_path.rglob("checkpoint.pt"))
+
+
+def test_packed_training_equals_unpacked_under_the_reference_convention(tmp_path, inputs):
+    """One σ per batch is per network batch in the stack (render's ``batch``): the
+    stacked batches render as each network's own would."""
+    from instructnet.tasks import Stimulus
+
+    reference = Stimulus("reference")
+    grid = GRID[:2]
+    pools, emb = inputs
+    unpacked(tmp_path / "a", inputs, grid, stimulus=reference)
+    train_pack(members(tmp_path / "b", grid), pools, 1, emb, hidden=12, progress=False,
+               stimulus=reference)
+    assert_same_results(tmp_path / "a", tmp_path / "b", grid)
+    saved = torch.load(tmp_path / "b" / "bownet_1" / "model.pt", weights_only=True)
+    assert saved["stimulus"] == reference.settings()
 
 
 def test_packed_and_unpacked_stop_alike_at_the_criterion(tmp_path, inputs, monkeypatch):

@@ -227,6 +227,15 @@ def test_fidelity_table_puts_both_scorings_beside_the_paper(zero_shot):
     # the difference to the paper is taken on the comparable (paper-scored) column
     diff = f"{100 * (row['ours_paper'] - 0.83):+.0f} |"
     assert md.split("| zero-shot, swap holdouts | SBERTNET (L) |")[1].splitlines()[0].endswith(diff)
+    # the stimulus convention of every column of ours is named above the table
+    assert "convention" not in md
+    from instructnet.tasks import Stimulus
+
+    for stimulus, words in ((Stimulus(), "k = 8, continuous directions, noise σ per trial"),
+                            (Stimulus("reference"), "k = 12, directions snapped down")):
+        named = paper.fidelity_markdown(ft, "demo", stimulus=stimulus.settings())
+        head = named.split("| measure |")[0]
+        assert f"Stimulus convention `{stimulus.convention}`" in head and words in head
 
 
 # --- figures --------------------------------------------------------------------------

@@ -458,3 +458,67 @@ def test_an_unreadable_checkpoint_names_itself(tmp_path, pools):
                   pool_paths=pools, config=cfg, base_seed=1, model_out=out / "model.pt",
                   log_out=out / "log.parquet", hidden=8, progress=False,
                   checkpoint=out / "checkpoint.pt")
+
+
+# ----------------------------------------------------------- trials.convention
+def _spy_render(monkeypatch, module):
+    """Record every tensor batch ``module`` renders (its inputs and targets)."""
+    from instructnet.tasks import rendering
+
+    seen = []
+
+    def spy(trials, **kw):
+        r = rendering.render(trials, **kw)
+        seen.append((trials.stimulus, r.inputs.clone(), r.targets.clone()))
+        return r
+
+    monkeypatch.setattr(module, "render", spy)
+    return seen
+
+
+def test_the_convention_changes_what_training_and_evaluation_see(tmp_path, pools, monkeypatch):
+    """trials.convention reaches the tensors of training, of a resumed checkpoint and of
+    every evaluation test: same seeds, other geometry, other tensors."""
+    from instructnet.evaluation.run import evaluate
+    from instructnet.tasks import PAPER, Stimulus
+    from instructnet.training import loop
+
+    reference = Stimulus("reference")
+    cfg = TrainConfig(batch_size=8, batches_per_epoch=2, min_epochs=1, max_epochs=1)
+    seen, models = {}, {}
+    for stimulus in (PAPER, reference):
+        batches = _spy_render(monkeypatch, loop)
+        (tmp_path / stimulus.convention).mkdir()
+        _, out = job(tmp_path / stimulus.convention, pools, ["Go", "DM"], cfg, stimulus=stimulus)
+        assert {s for s, _, _ in batches} == {stimulus}
+        models[stimulus] = out / "model.pt"
+        assert load_model(models[stimulus])[1]["stimulus"] == stimulus.settings()
+        evaluated = _spy_render(monkeypatch, loop)
+        evaluate("heldout", models[stimulus], "test", None, ["AntiGo"], pools, None,
+                 {"batches": 1, "batch_size": 8, "repeats": 1}, seed=0, stimulus=stimulus)
+        assert {s for s, _, _ in evaluated} == {stimulus}
+        seen[stimulus] = (batches, evaluated)
+    for phase in (0, 1):  # training, evaluation
+        (_, x_paper, y_paper), (_, x_ref, y_ref) = (seen[s][phase][0] for s in (PAPER, reference))
+        assert not torch.allclose(x_paper, x_ref) and not torch.allclose(y_paper, y_ref)
+
+
+def test_a_checkpoint_resumes_only_under_its_own_convention(tmp_path, pools):
+    from instructnet.tasks import Stimulus
+    from instructnet.tasks.rendering import read_pools
+    from instructnet.training import TrainingData, Trainer
+    from instructnet.models import build_model
+
+    cfg = TrainConfig(batch_size=8, batches_per_epoch=2, min_epochs=1, max_epochs=1)
+    spec = model_spec("simplenet", LMS)
+
+    def trainer(stimulus):
+        data = TrainingData(["Go"], read_pools({"Go": pools["Go"]}, stimulus))
+        return Trainer(build_model(spec, 0, hidden=16), data, cfg, 0)
+
+    state = trainer(Stimulus()).state()
+    trainer(Stimulus()).load_state(state)
+    with pytest.raises(ValueError, match="other training settings.*trials"):
+        trainer(Stimulus("reference")).load_state(state)
+    del state["stimulus"]  # checkpoints older than trials.convention: the paper's geometry
+    trainer(Stimulus()).load_state(state)

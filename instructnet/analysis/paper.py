@@ -59,6 +59,12 @@ SCORING_NOTES = {
              "'did it respond' decision per batch (a known flaw, kept to compare like with like)",
     "strict": "per trial, our standard (figures use it)",
 }
+CONVENTION_NOTES = {
+    "paper": "the paper's text: tuning width constant k = {k:g}, continuous directions, "
+             "noise σ per trial",
+    "reference": "the reference code's: tuning width constant k = {k:g}, directions snapped "
+                 "down to the 32-unit grid, one noise σ per batch",
+}
 
 
 def paper_table() -> pd.DataFrame:
@@ -141,10 +147,13 @@ def _pct(x) -> str:
     return f"{100 * float(x):.0f} %"
 
 
-def fidelity_markdown(table: pd.DataFrame, config_name: str, extra_lines=()) -> str:
+def fidelity_markdown(table: pd.DataFrame, config_name: str, extra_lines=(),
+                      stimulus: Mapping | None = None) -> str:
     """Markdown: a title naming the config, then measure | model | paper | ours per
     scoring rule (mean ±SD [95 % CI]) | seeds | ours − paper (paper scoring when there is
-    one: that is the comparable column). ``extra_lines``: more rows of text below."""
+    one: that is the comparable column). ``extra_lines``: more rows of text below.
+    ``stimulus``: the run's stimulus geometry (``Stimulus.settings()``), named above the
+    table (every column of ours used it)."""
     rules = [c[len("ours_"):] for c in table.columns if c.startswith("ours_")] or [None]
     compare = "paper" if "paper" in rules else rules[0]
     head = ["measure", "model", "paper"] + [
@@ -157,10 +166,16 @@ def fidelity_markdown(table: pd.DataFrame, config_name: str, extra_lines=()) -> 
         "correct). \"—\" marks a missing value.",
         "",
     ]
+    if stimulus:
+        convention = stimulus["convention"]
+        note = CONVENTION_NOTES[convention].format(k=stimulus["tuning"])
+        lines.append(f"- Stimulus convention `{convention}` ({note}) in every column of "
+                     "ours; the paper's numbers came from the reference code, i.e. the "
+                     "`reference` convention (`trials.convention`).")
     for r in rules:
         if r in SCORING_NOTES:
             lines.append(f"- `{r}` scoring: {SCORING_NOTES[r]}.")
-    if any(r in SCORING_NOTES for r in rules):
+    if stimulus or any(r in SCORING_NOTES for r in rules):
         lines.append("")
     lines += ["| " + " | ".join(head) + " |",
               "|---|---|" + "---:|" * (len(head) - 2)]

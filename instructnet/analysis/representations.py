@@ -46,14 +46,13 @@ def stimulus_onset(trials) -> torch.Tensor:
     return torch.where(present, trials.slot_on, big).min(dim=1).values
 
 
-def onset_states(model, trials, task_vec: torch.Tensor, generator: torch.Generator,
-                 tuning: float = 8.0) -> np.ndarray:
-    """Hidden states (B, H) at stimulus onset of ``trials`` (a TrialBatch) with noise
-    from ``generator``. The RNN is causal, so it only runs up to the latest onset."""
+def onset_states(model, trials, task_vec: torch.Tensor, generator: torch.Generator) -> np.ndarray:
+    """Hidden states (B, H) at stimulus onset of ``trials`` (a TrialBatch, rendered with
+    its own stimulus geometry) with noise from ``generator``. The RNN is causal, so it only runs up to the latest onset."""
     from ..tasks.rendering import render
 
     onset = stimulus_onset(trials)
-    r = render(trials, noise=True, generator=generator, tuning=tuning)
+    r = render(trials, noise=True, generator=generator)
     steps = int(onset.max()) + 1
     with torch.no_grad():
         hidden = model.rnn(r.inputs[:, :steps].contiguous(), const=task_vec)
@@ -72,11 +71,11 @@ def model_representations(
     seed: int,
     swapped: Mapping[str, str] | None = None,
     tasks: Sequence[str] = TASKS,
-    tuning: float = 8.0,
 ) -> pd.DataFrame:
     """The representation table of one model (see the module docstring).
 
-    ``pools`` maps tasks to TrialBatches (evaluation pools), ``sentences`` tasks to
+    ``pools`` maps tasks to TrialBatches (evaluation pools, with the run's stimulus
+    geometry: :func:`instructnet.tasks.rendering.read_pools`), ``sentences`` tasks to
     training-instruction rows of the embedding table (instructed models), ``swapped``
     held-out tasks to the task whose instructions they get (instructed models only).
     ``seed`` seeds the input noise (one torch stream per task and variant).
@@ -113,7 +112,7 @@ def model_representations(
                     blocks.append(_rows(variant, "rule", task, model.encoder.rule_vectors(idx).numpy()))
             blocks.append(_rows(variant, "embedding", task, emb.numpy()))
             gen = torch.Generator().manual_seed(seed_int(seed, "representations", variant, task))
-            blocks.append(_rows(variant, "rnn", task, onset_states(model, trials, vec, gen, tuning)))
+            blocks.append(_rows(variant, "rnn", task, onset_states(model, trials, vec, gen)))
     return _frame(blocks)
 
 

@@ -76,15 +76,17 @@ def rotate_to_stim1(trials):
 
 
 def run_task(model, frame: pd.DataFrame, sentences, task: str, n_trials: int, seed: int,
-             rotate: bool = False, tuning: float = 8.0):
+             rotate: bool = False, stimulus=None):
     """Hidden activity (n, T, H) of ``model`` on the first ``n_trials`` rows of a task's
-    trial table ``frame`` (and those rows)."""
+    trial table ``frame`` (and those rows), rendered with ``stimulus`` (default: the
+    paper's geometry)."""
     from ..evaluation.protocols import is_instructed
     from ..tasks.rendering import TrialBatch, render
+    from ..tasks.stimulus import PAPER
     from ..training.run import seed_int
 
     frame = frame.iloc[:n_trials].reset_index(drop=True)
-    trials = TrialBatch.from_frame(frame)
+    trials = TrialBatch.from_frame(frame, stimulus=stimulus or PAPER)
     if rotate:
         trials = rotate_to_stim1(trials)
     n = len(frame)
@@ -95,7 +97,7 @@ def run_task(model, frame: pd.DataFrame, sentences, task: str, n_trials: int, se
     else:
         vec = model.task_vectors(torch.full((n,), TASK_INDEX[task], dtype=torch.long))
     gen = torch.Generator().manual_seed(seed_int(seed, "units", task))
-    r = render(trials, noise=True, generator=gen, tuning=tuning)
+    r = render(trials, noise=True, generator=gen)
     _, hidden = model(r.inputs, vec)
     return hidden.numpy(), frame
 
@@ -171,7 +173,7 @@ def circular_difference(a, b):
 
 
 def unit_analyses(model, frames: Mapping[str, pd.DataFrame], sentences, n_trials: int, seed: int,
-                  n_bins: int = 8, max_clusters: int = 10, tuning: float = 8.0):
+                  n_bins: int = 8, max_clusters: int = 10, stimulus=None):
     """Run every analysis of the module docstring. ``frames``: task -> evaluation trial
     table (all 50 tasks for task variance). Returns (unit_stats, unit_curves,
     task_variance) DataFrames."""
@@ -184,7 +186,7 @@ def unit_analyses(model, frames: Mapping[str, pd.DataFrame], sentences, n_trials
             if task not in frames:
                 continue
             rotate = task in DM_TASKS
-            h, fr = run_task(model, frames[task], sentences, task, n_trials, seed, rotate, tuning)
+            h, fr = run_task(model, frames[task], sentences, task, n_trials, seed, rotate, stimulus)
             onset = _onset(fr)
             start = int(onset.min())
             tv[task] = h[:, start:].var(0).mean(0)

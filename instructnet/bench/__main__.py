@@ -81,6 +81,8 @@ def main(argv=None) -> None:
                    help="per epoch; default 0.95 per 2400 batches spread over the epochs")
     d.add_argument("--hidden", type=int, default=256)
     d.add_argument("--batch-size", type=int, default=64, help="trials per training batch")
+    d.add_argument("--convention", choices=["paper", "reference"], default="paper",
+                   help="stimulus geometry of training and scoring trials (trials.convention)")
     d.add_argument("--train-trials", type=int, default=128)
     d.add_argument("--curve-trials", type=int, default=64)
     d.add_argument("--heldout-trials", type=int, default=256)

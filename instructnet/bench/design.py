@@ -188,6 +188,7 @@ class DesignConfig:
     curve_trials: int = 64        # ... at intermediate evaluation points
     heldout_trials: int = 256     # zero-shot trials per held-out task
     base_seed: int = 2024
+    convention: str = "paper"     # stimulus geometry of every trial (trials.convention)
 
     @property
     def decay(self) -> float:
@@ -257,10 +258,13 @@ def ensure_embeddings(lms: Sequence[str], cache_dir: str | Path, device: str = "
         log.info("embedded %d sentences with %s -> %s", len(corpus), lm, path)
 
 
-def _pools(tasks: Sequence[str], n: int, base_seed: int, pool: str):
-    from ..tasks import TrialBatch, generate_pool
+def _pools(tasks: Sequence[str], cfg: DesignConfig, pool: str):
+    from ..tasks import Stimulus, TrialBatch, generate_pool
 
-    return {t: TrialBatch.from_frame(generate_pool(t, n, base_seed, pool)) for t in tasks}
+    n = cfg.eval_pool if pool == "design-eval" else cfg.train_pool
+    stimulus = Stimulus(cfg.convention)
+    return {t: TrialBatch.from_frame(generate_pool(t, n, cfg.base_seed, pool), stimulus=stimulus)
+            for t in tasks}
 
 
 def _spec(model: str):
@@ -338,8 +342,8 @@ def run_job(job: Job, cfg: DesignConfig, cache_dir, device: str = "cpu",
     from ..training.run import seed_int
 
     spec, embeddings, sentences = _encoder_inputs(job, cache_dir)
-    train_pools = _pools(job.training, cfg.train_pool, cfg.base_seed, "train")
-    eval_pools = _pools(job.tasks, cfg.eval_pool, cfg.base_seed, "design-eval")
+    train_pools = _pools(job.training, cfg, "train")
+    eval_pools = _pools(job.tasks, cfg, "design-eval")
     train_sentences = {t: sentences[t] for t in job.training} if sentences else None
     data = TrainingData(job.training, train_pools, train_sentences)
     epochs = cfg.batches // cfg.batches_per_epoch
@@ -424,8 +428,8 @@ def run_packed(jobs: Sequence[Job], cfg: DesignConfig, cache_dir, device: str = 
                        threshold=1.0, grad_clip=cfg.grad_clip)
     all_tasks = sorted({t for j in jobs for t in j.tasks}, key=TASKS.index)
     train_pools = {k: v.to(device) for k, v in
-                   _pools(all_tasks, cfg.train_pool, cfg.base_seed, "train").items()}
-    eval_pools = _pools(all_tasks, cfg.eval_pool, cfg.base_seed, "design-eval")
+                   _pools(all_tasks, cfg, "train").items()}
+    eval_pools = _pools(all_tasks, cfg, "design-eval")
     networks, sentences_of = [], []
     scratch = tempfile.mkdtemp(prefix="design-pack-")  # PackMember wants paths; never written
     for job in jobs:
@@ -614,7 +618,8 @@ def main(args) -> dict:
                        lr_decay=args.lr_decay, hidden=args.hidden,
                        batch_size=args.batch_size,
                        train_trials=args.train_trials, heldout_trials=args.heldout_trials,
-                       curve_trials=args.curve_trials, base_seed=args.base_seed)
+                       curve_trials=args.curve_trials, base_seed=args.base_seed,
+                       convention=args.convention)
     jobs = make_jobs(args.task_set, groups, args.models, args.seeds, check=not args.no_check,
                      only_in=only_in)
     table = run_sweep(jobs, cfg, args.out, args.embeddings_dir, args.jobs, args.device,

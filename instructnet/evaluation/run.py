@@ -10,7 +10,9 @@ import torch
 
 from ..embeddings import read_embeddings
 from ..models.spec import ModelSpec
-from ..tasks import TASKS, TrialBatch, read_trials
+from ..tasks import TASKS
+from ..tasks.rendering import read_pools
+from ..tasks.stimulus import PAPER, Stimulus
 from ..training.run import instruction_rows, load_model, seed_int
 from .protocols import (
     EvalConfig,
@@ -34,14 +36,16 @@ def evaluate(
     settings: Mapping,
     seed: int,
     device: str | torch.device = "cpu",
+    stimulus: Stimulus = PAPER,
 ) -> pd.DataFrame:
-    """Run ``test`` on the model in ``model_path``; rows gain holdout, model, seed."""
+    """Run ``test`` on the model in ``model_path`` with trials rendered under
+    ``stimulus``; rows gain holdout, model, seed."""
     if test not in TESTS:
         raise ValueError(f"unknown evaluation test {test!r}; expected one of {', '.join(TESTS)}")
     model, meta = load_model(model_path, device)
     spec = ModelSpec(**meta["spec"])
     config = EvalConfig.from_mapping(settings)
-    pools = {t: TrialBatch.from_frame(read_trials(pool_paths[t])) for t in tasks}
+    pools = read_pools({t: pool_paths[t] for t in tasks}, stimulus)
     train_rows = valid_rows = None
     if spec.instructed:
         rows, _ = read_embeddings(embeddings_path)

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ..tasks import FAMILY_OF, render  # noqa: E402
+from ..tasks import FAMILY_OF, PAPER, Stimulus, TrialBatch, render  # noqa: E402
 from ..tasks.constants import DT_MS, N_RING  # noqa: E402
 
 PANELS = ("inputs", "targets", "loss mask")
@@ -38,14 +38,16 @@ def _heatmap(ax, data, title, vmax, cmap, boundaries, ylabels):
     ax.set_xlabel(f"time step ({DT_MS} ms)", fontsize=8)
 
 
-def plot_trials(trials: pd.DataFrame, out: str | Path, tuning: float = 8.0, title: str | None = None):
-    """One row of heatmaps (inputs | targets | mask) per trial of ``trials``.
+def plot_trials(trials: pd.DataFrame, out: str | Path, stimulus: Stimulus = PAPER,
+                title: str | None = None):
+    """One row of heatmaps (inputs | targets | mask) per trial of ``trials``, rendered
+    with ``stimulus`` (the run's ``trials.convention``).
 
     Rendering is noise-free so that the stimuli are visible; epoch boundaries are
     dotted lines.
     """
     trials = trials.reset_index(drop=True)
-    r = render(trials, noise=False, tuning=tuning)
+    r = render(TrialBatch.from_frame(trials, stimulus=stimulus), noise=False)
     n = len(trials)
     fig, axes = plt.subplots(n, 3, figsize=(13, 2.6 * n), squeeze=False)
     for i, row in trials.iterrows():
@@ -67,11 +69,12 @@ def plot_trials(trials: pd.DataFrame, out: str | Path, tuning: float = 8.0, titl
     return out
 
 
-def task_examples(pools: Sequence[pd.DataFrame], out: str | Path, tuning: float = 8.0):
+def task_examples(pools: Sequence[pd.DataFrame], out: str | Path, stimulus: Stimulus = PAPER):
     """One example trial per given task (the first response trial of each pool if any)."""
     picks = []
     for pool in pools:
         resp = pool[pool["response"]]
         picks.append((resp if len(resp) else pool).iloc[[0]])
-    return plot_trials(pd.concat(picks, ignore_index=True), out, tuning,
-                       title="Example trials (noise-free rendering)")
+    return plot_trials(pd.concat(picks, ignore_index=True), out, stimulus,
+                       title=f"Example trials (noise-free rendering, {stimulus.convention} "
+                             f"convention, k = {stimulus.tuning:g})")

@@ -20,6 +20,8 @@ from ..embeddings import load as load_language_model
 from ..evaluation.protocols import is_instructed
 from ..models.spec import ModelSpec, model_spec
 from ..tasks import TrialBatch, held_out, read_trials
+from ..tasks.rendering import read_pools
+from ..tasks.stimulus import PAPER, Stimulus
 from ..training.run import instruction_rows, load_model, seed_int
 from .decoder import DecoderConfig, DecoderData, load_decoder, save_decoder, train_decoder
 from .feedback import FeedbackConfig, feedback_table, motor_feedback, vectors_of
@@ -68,10 +70,6 @@ def default_instructor(models: Sequence[str], registry: Mapping[str, LanguageMod
     return min(usable, key=rank)[0]
 
 
-def _pools(paths: Mapping[str, str | Path]) -> dict[str, TrialBatch]:
-    return {t: TrialBatch.from_frame(read_trials(p)) for t, p in paths.items()}
-
-
 def _load_instructed(path, device):
     model, meta = load_model(path, device)
     if not is_instructed(model):
@@ -81,13 +79,13 @@ def _load_instructed(path, device):
 
 def decoder_job(instructor_path, embeddings_path, pool_paths: Mapping[str, str], settings,
                 base_seed: int, holdout: str, model: str, seed: int, out_model, out_log,
-                device="cpu") -> pd.DataFrame:
+                device="cpu", stimulus: Stimulus = PAPER) -> pd.DataFrame:
     """Train the Production-RNN of one instructing model (its training tasks)."""
     config = DecoderConfig.from_mapping(settings)
     instructor, meta = _load_instructed(instructor_path, device)
     tasks = list(meta["training_tasks"])
     rows, _ = read_embeddings(embeddings_path)
-    data = DecoderData(tasks, _pools({t: pool_paths[t] for t in tasks}),
+    data = DecoderData(tasks, read_pools({t: pool_paths[t] for t in tasks}, stimulus),
                        instruction_rows(rows, tasks, "train"), [str(t) for t in rows["text"]])
     decoder, vocab, table = train_decoder(
         instructor, data, config, seed_int(base_seed, "decoder", holdout, model, seed),
@@ -103,12 +101,12 @@ def decoder_job(instructor_path, embeddings_path, pool_paths: Mapping[str, str],
 
 def feedback_job(instructor_path, tasks: Sequence[str], pool_paths: Mapping[str, str], settings,
                  base_seed: int, holdout: str, model: str, seed: int, out, out_log,
-                 device="cpu") -> pd.DataFrame:
+                 device="cpu", stimulus: Stimulus = PAPER) -> pd.DataFrame:
     """Motor feedback for every task of ``tasks`` on one instructing model."""
     config = FeedbackConfig.from_mapping(settings)
     instructor, _ = _load_instructed(instructor_path, device)
     before = {k: v.clone() for k, v in instructor.state_dict().items()}
-    pools = _pools(pool_paths)
+    pools = read_pools(pool_paths, stimulus)
     tables, logs = [], []
     for task in tasks:
         vectors, history = motor_feedback(
@@ -128,7 +126,7 @@ def feedback_job(instructor_path, tasks: Sequence[str], pool_paths: Mapping[str,
 
 def produce_job(instructor_path, decoder_path, feedback_path, corpus_path,
                 pool_paths: Mapping[str, str], n: int, base_seed: int, holdout: str, model: str,
-                seed: int, out, custom=None, device="cpu") -> pd.DataFrame:
+                seed: int, out, custom=None, device="cpu", stimulus: Stimulus = PAPER) -> pd.DataFrame:
     """Decode ``n`` instructions per task from the states driven by the task's inferred
     vectors (the converged ones; all of them if none converged), and label them."""
     instructor, _ = _load_instructed(instructor_path, device)
@@ -141,7 +139,7 @@ def produce_job(instructor_path, decoder_path, feedback_path, corpus_path,
         use = rows["converged"].to_numpy(bool) if rows["converged"].any() else np.ones(len(rows), bool)
         produced = produce_instructions(
             instructor, decoder, vocab, str(task), vectors_of(frame, str(task)),
-            TrialBatch.from_frame(read_trials(pool_paths[str(task)])), n,
+            TrialBatch.from_frame(read_trials(pool_paths[str(task)]), stimulus=stimulus), n,
             seed_int(base_seed, "produce", holdout, model, seed, task),
             seed_int(base_seed, "produce-noise", holdout, model, seed, task),
             saved["config"]["max_length"], device)
@@ -174,7 +172,8 @@ def embed_produced_job(produced_path, language_model: LanguageModel, corpus_path
 
 def partner_job(partner_path, embedded_path, feedback_path, pool_paths: Mapping[str, str],
                 instructor_holdout: str, partner_holdout: str, partner_seed: int, model: str,
-                settings: Mapping, base_seed: int, out, custom=None, device="cpu") -> pd.DataFrame:
+                settings: Mapping, base_seed: int, out, custom=None, device="cpu",
+                stimulus: Stimulus = PAPER) -> pd.DataFrame:
     """One partner model performs every produced task from each source."""
     partner, meta = _load_instructed(partner_path, device)
     rows, embedded = read_vectors(embedded_path)
@@ -185,7 +184,7 @@ def partner_job(partner_path, embedded_path, feedback_path, pool_paths: Mapping[
     novel = {t: rows.loc[rows["task"] == t, "novel"].to_numpy(bool) for t in tasks}
     inferred = {t: vectors_of(frame, t) for t in tasks}
     table = partner_accuracy(
-        partner, tasks, _pools({t: pool_paths[t] for t in tasks}), sentence_embeddings, novel,
+        partner, tasks, read_pools({t: pool_paths[t] for t in tasks}, stimulus), sentence_embeddings, novel,
         inferred, int(settings.get("batch_size", 64)), int(settings.get("repeats", 5)),
         seed_int(base_seed, "partners", instructor_holdout, partner_holdout, model, partner_seed),
         device)

@@ -21,6 +21,7 @@ from .constants import (
 from .generate import TrialCountError, derive_seed, generate_pool, generate_trials
 from .holdouts import HOLDOUTS, UnknownHoldoutError, held_out, holdout_registry, training_tasks
 from .schema import TrialTableError, read_trials, write_trials
+from .stimulus import CONVENTIONS, PAPER, Stimulus
 from .study import Study, StudyError, parse_tasks
 from .thresholds import ConThresholds, ThresholdTableError
 
@@ -31,10 +32,10 @@ __all__ = [
     "generate_trials", "HOLDOUTS", "UnknownHoldoutError", "held_out", "holdout_registry",
     "training_tasks", "Rendered", "TrialBatch", "is_correct", "render", "draw_noise", "TrialTableError",
     "read_trials", "write_trials", "ConThresholds", "ThresholdTableError", "Study",
-    "StudyError", "parse_tasks",
+    "StudyError", "parse_tasks", "CONVENTIONS", "PAPER", "Stimulus", "read_pools",
 ]
 
-_TORCH_NAMES = {"Rendered", "TrialBatch", "is_correct", "render", "draw_noise"}
+_TORCH_NAMES = {"Rendered", "TrialBatch", "is_correct", "render", "draw_noise", "read_pools"}
 
 
 def __getattr__(name):

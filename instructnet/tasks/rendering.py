@@ -4,21 +4,23 @@ A trial table (see :mod:`instructnet.tasks.schema`) holds one row of latent vari
 per trial. :class:`TrialBatch` is the same table as a handful of column tensors on a
 device, so that a training loop can slice batches out of a pool without touching
 pandas. :func:`render` builds inputs ``(B, 150, 65)``, targets ``(B, 150, 33)`` and the
-loss mask ``(B, 150, 33)`` for a batch, vectorised over trials; :func:`is_correct`
-judges outputs per trial (METHODS §1).
+loss mask ``(B, 150, 33)`` for a batch, vectorised over trials, in the trials' stimulus
+geometry (:class:`~instructnet.tasks.stimulus.Stimulus`: the paper's or the reference
+code's convention); :func:`is_correct` judges outputs per trial (METHODS §1).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .constants import N_INPUTS, N_OUTPUTS, N_RING, N_STEPS
+from .constants import CON_TASKS, N_INPUTS, N_OUTPUTS, N_RING, N_STEPS
 from .schema import SLOTS, validate_trials
+from .stimulus import DEFAULT_TUNING, PAPER, Stimulus
 
 TWO_PI = 2 * math.pi
 
@@ -29,7 +31,6 @@ TUNING_AMPLITUDE = 0.8
 GRACE_STEPS = 5  # the first 100 ms of the go epoch carry no loss
 MASK_RING = 5.0
 MASK_FIX = 10.0
-DEFAULT_TUNING = 8.0  # tuning width constant k in exp(-0.5 (k |dθ| / π)^2); the paper's 8
 # Correctness criteria.
 FIX_THRESHOLD = 0.5
 RESPONSE_THRESHOLD = 0.6
@@ -76,9 +77,18 @@ class TrialBatch:
     sigma: torch.Tensor  # float32 (B,)
     response: torch.Tensor  # bool (B,)
     target_dir: torch.Tensor  # float32 (B,), 0 where no response
+    own_sigma: torch.Tensor  # bool (B,): σ set by the task's design (Con tasks), see Stimulus
+    stimulus: Stimulus = PAPER  # the geometry these trials are rendered with
+
+    @staticmethod
+    def _columns() -> list[str]:
+        return [f.name for f in fields(TrialBatch) if f.name != "stimulus"]
 
     @classmethod
-    def from_frame(cls, trials: pd.DataFrame, device: str | torch.device = "cpu") -> "TrialBatch":
+    def from_frame(cls, trials: pd.DataFrame, device: str | torch.device = "cpu",
+                   stimulus: Stimulus = PAPER) -> "TrialBatch":
+        """The trials of a table, to be rendered with ``stimulus`` (default: the paper's
+        geometry; the workflow passes the configured one, see :func:`read_pools`)."""
         validate_trials(trials)
 
         def col(name, dtype, fill=0.0):
@@ -98,6 +108,9 @@ class TrialBatch:
             sigma=col("sigma", torch.float32),
             response=torch.tensor(trials["response"].to_numpy(dtype=bool), device=device),
             target_dir=col("target_dir", torch.float32),
+            own_sigma=torch.tensor(trials["task"].astype(str).isin(CON_TASKS).to_numpy(),
+                                   device=device),
+            stimulus=stimulus,
         )
 
     def __len__(self) -> int:
@@ -109,17 +122,20 @@ class TrialBatch:
 
     def __getitem__(self, index) -> "TrialBatch":
         """Select trials (an index tensor, a slice or a boolean mask)."""
-        return TrialBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        return replace(self, **{name: getattr(self, name)[index] for name in self._columns()})
 
     @classmethod
     def cat(cls, batches) -> "TrialBatch":
         """One batch holding ``batches``' trials in order (all on one device)."""
         batches = list(batches)
-        return cls(**{f.name: torch.cat([getattr(b, f.name) for b in batches])
-                      for f in fields(cls)})
+        geometry = {b.stimulus for b in batches}
+        if len(geometry) > 1:
+            raise ValueError(f"cannot join trials rendered with different stimuli: {geometry}")
+        return cls(**{name: torch.cat([getattr(b, name) for b in batches])
+                      for name in cls._columns()}, stimulus=batches[0].stimulus)
 
     def to(self, device) -> "TrialBatch":
-        return TrialBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return replace(self, **{name: getattr(self, name).to(device) for name in self._columns()})
 
 
 @dataclass
@@ -127,6 +143,13 @@ class Rendered:
     inputs: torch.Tensor  # (B, T, 65) float32
     targets: torch.Tensor  # (B, T, 33) float32
     mask: torch.Tensor  # (B, T, 33) float32
+
+
+def read_pools(paths, stimulus: Stimulus, device: str | torch.device = "cpu") -> dict[str, TrialBatch]:
+    """{task: TrialBatch} of trial tables ``{task: path}``, rendered with ``stimulus``."""
+    from .schema import read_trials
+
+    return {t: TrialBatch.from_frame(read_trials(p), device, stimulus) for t, p in paths.items()}
 
 
 def _as_batch(trials, device=None) -> TrialBatch:
@@ -152,7 +175,7 @@ def render(
     *,
     noise: bool | torch.Tensor = True,
     generator: torch.Generator | None = None,
-    tuning: float = DEFAULT_TUNING,
+    batch: int | None = None,
     device: str | torch.device | None = None,
 ) -> Rendered:
     """Render inputs, targets and loss mask for a batch of trials.
@@ -162,7 +185,11 @@ def render(
     on the generator's device, then moved to the batch's); the fixation input gets
     none. ``noise`` may also be that standard-normal tensor ``(B, 150, 64)`` itself,
     drawn beforehand. ``noise=False`` gives the noise-free rendering used by tests and
-    plots. Only device-side ops: rendering a batch on a GPU moves nothing to or from
+    plots. The geometry is the trials' own (``TrialBatch.stimulus``; a DataFrame
+    renders with the paper's). ``batch``: the trials form consecutive batches of this
+    size (several networks' batches rendered at once), which matters where the
+    geometry shares one σ per batch.
+    Only device-side ops: rendering a batch on a GPU moves nothing to or from
     the host (unless a CPU generator draws its noise).
     """
     b = _as_batch(trials, device)
@@ -175,7 +202,9 @@ def render(
     active = torch.empty(B, 5, T, device=dev, dtype=dtype)
     active[:, 0] = t < b.fix_off.unsqueeze(-1)
     active[:, 1:] = (t >= b.slot_on.unsqueeze(-1)) & (t < b.slot_off.unsqueeze(-1))
-    bumps = TUNING_AMPLITUDE * b.slot_str.unsqueeze(-1) * tuning_curve(b.slot_dir, tuning)
+    stimulus = b.stimulus
+    k = stimulus.tuning
+    bumps = TUNING_AMPLITUDE * b.slot_str.unsqueeze(-1) * tuning_curve(stimulus.directions(b.slot_dir), k)
     pattern = torch.zeros(B, 5, N_INPUTS, device=dev, dtype=dtype)
     pattern[:, 0, 0].fill_(1.0)  # fill_, not `= 1.0`: no host tensor, no copy
     pattern[:, 1:3, 1 : 1 + N_RING] = bumps[:, :2]
@@ -184,17 +213,18 @@ def render(
     if isinstance(noise, torch.Tensor):
         if noise.shape != (B, T, 2 * N_RING):
             raise ValueError(f"noise must be ({B}, {T}, {2 * N_RING}), got {tuple(noise.shape)}")
-        inputs[:, :, 1:].addcmul_(noise.to(dev), b.sigma.view(B, 1, 1))
+        inputs[:, :, 1:].addcmul_(noise.to(dev), stimulus.sigma(b, batch).view(B, 1, 1))
     elif noise:
         eps = draw_noise(B, generator, dev)
-        inputs[:, :, 1:].addcmul_(eps, b.sigma.view(B, 1, 1))
+        inputs[:, :, 1:].addcmul_(eps, stimulus.sigma(b, batch).view(B, 1, 1))
 
     # Targets and mask are piecewise constant in time: look each step's row up in a
     # small table (phase 0: before go, 1: go epoch) instead of building it by parts.
     go = (t >= b.go_on.unsqueeze(-1)).long()  # (B, T)
     rows = torch.full((B, 2, N_OUTPUTS), BASELINE, device=dev, dtype=dtype)
     rows[:, 0, 0].fill_(FIX_TARGET_ON)
-    resp_bump = TUNING_AMPLITUDE * tuning_curve(b.target_dir, tuning) * b.response.unsqueeze(-1)
+    resp_bump = (TUNING_AMPLITUDE * tuning_curve(stimulus.directions(b.target_dir), k)
+                 * b.response.unsqueeze(-1))
     rows[:, 1, 1:] += resp_bump
     offset = 2 * torch.arange(B, device=dev).unsqueeze(-1)
     targets = torch.nn.functional.embedding(go + offset, rows.view(2 * B, N_OUTPUTS))

@@ -17,6 +17,7 @@ import torch
 
 from ..models.network import SensorimotorModel
 from ..tasks import TrialBatch, is_correct, render
+from ..tasks.stimulus import PAPER, Stimulus
 from ..tasks.constants import CON_PROBES, TASK_INDEX
 from ..tasks.generate import decision_probe_trials, derive_seed
 from ..tasks.thresholds import ConThresholds
@@ -37,8 +38,10 @@ def sweep(
     trials: int,
     seed: int,
     device: str | torch.device = "cpu",
+    stimulus: Stimulus = PAPER,
 ) -> pd.DataFrame:
-    """Accuracy of ``model`` on DM / AntiDM probes for every noise × contrast cell."""
+    """Accuracy of ``model`` on DM / AntiDM probes for every noise × contrast cell,
+    rendered with ``stimulus`` (one σ per probe batch in every convention)."""
     model.eval()
     rows = []
     for con_task, task in PROBES.items():
@@ -48,7 +51,7 @@ def sweep(
             for contrast in contrasts:
                 seq = derive_seed(seed, "con-sweep", task, f"{sigma:.6f}", f"{contrast:.6f}")
                 df = decision_probe_trials(task, sigma, contrast, trials, seq)
-                batch = TrialBatch.from_frame(df, device)
+                batch = TrialBatch.from_frame(df, device, stimulus)
                 gen = torch.Generator(device=device).manual_seed(int(seq.generate_state(1)[0]))
                 r = render(batch, noise=True, generator=gen)
                 out, _ = model(r.inputs, task_vec)

@@ -38,6 +38,7 @@ from ..models.io import load_file
 from ..models.network import SensorimotorModel, masked_mse
 from ..tasks import TrialBatch, is_correct, render
 from ..tasks.rendering import SCORINGS
+from ..tasks.stimulus import PAPER
 from ..tasks.constants import TASK_INDEX
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,13 @@ class TrainingData:
         missing = [t for t in self.tasks if t not in self.pools]
         if missing:
             raise ValueError(f"no training pool for tasks: {', '.join(missing)}")
+        if len({self.pools[t].stimulus for t in self.tasks}) > 1:
+            raise ValueError("the training pools are rendered with different stimuli")
+
+    @property
+    def stimulus(self):
+        """The geometry every pool of the run is rendered with (TrialBatch.stimulus)."""
+        return self.pools[self.tasks[0]].stimulus
         if self.sentences is not None:
             missing = [t for t in self.tasks if len(self.sentences.get(t, ())) == 0]
             if missing:
@@ -238,6 +246,20 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def checkpoint_settings(config: TrainConfig, stimulus) -> dict:
+    """What a checkpoint records of the settings it was trained under."""
+    return {"config": asdict(config), "stimulus": stimulus.settings()}
+
+
+def check_checkpoint(state: dict, config: TrainConfig, stimulus, label: str) -> None:
+    """Refuse to resume a checkpoint written under other training settings or another
+    stimulus geometry (checkpoints older than ``trials.convention``: the paper's)."""
+    saved = {"config": state["config"], "stimulus": state.get("stimulus", PAPER.settings())}
+    if saved != checkpoint_settings(config, stimulus):
+        raise ValueError(f"{label}: the checkpoint was written with other training settings "
+                         "(training or trials section); delete it to start afresh")
+
+
 class Trainer:
     """Runs the training protocol for one model on one device."""
 
@@ -284,15 +306,11 @@ class Trainer:
             "rng": self.rng.bit_generator.state,
             "noise": self.noise.get_state(),
             "rows": self.rows,
-            "config": asdict(self.config),
+            **checkpoint_settings(self.config, self.data.stimulus),
         }
 
     def load_state(self, state: dict) -> None:
-        if state["config"] != asdict(self.config):
-            raise ValueError(
-                f"{self.label}: the checkpoint was written with other training settings; "
-                "delete it to start afresh"
-            )
+        check_checkpoint(state, self.config, self.data.stimulus, self.label)
         self.epoch = state["epoch"]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

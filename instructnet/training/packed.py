@@ -40,6 +40,7 @@ from ..models.spec import ModelSpec
 from ..tasks import TrialBatch, is_correct, read_trials
 from ..tasks.constants import N_INPUTS, N_OUTPUTS, N_RING, N_STEPS
 from ..tasks.rendering import draw_noise, render
+from ..tasks.stimulus import PAPER, Stimulus
 from ..tasks.constants import TASK_INDEX
 from ..models.io import load_file
 from .loop import (
@@ -49,7 +50,9 @@ from .loop import (
     TrainingData,
     _save_atomic,
     _task_schedule,
+    check_checkpoint,
     check_finite,
+    checkpoint_settings,
     criterion_met,
     log_stop,
     sample_batch,
@@ -150,6 +153,7 @@ class _Network:
         self.device = device
         self.tasks = list(data.tasks)
         self.pools = pools
+        self.stimulus = data.stimulus
         self.sentences = ({t: s.to(device) for t, s in data.sentences.items()}
                           if data.sentences else None)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -178,13 +182,11 @@ class _Network:
             "epoch": self.epoch, "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "rng": self.rng.bit_generator.state, "noise": self.noise.get_state(),
-            "rows": self.rows, "config": asdict(self.config),
+            "rows": self.rows, **checkpoint_settings(self.config, self.stimulus),
         }
 
     def load_state(self, state: dict) -> None:
-        if state["config"] != asdict(self.config):
-            raise ValueError(f"{self.label}: the checkpoint was written with other training "
-                             "settings; delete it to start afresh")
+        check_checkpoint(state, self.config, self.stimulus, self.label)
         self.epoch = state["epoch"]
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
@@ -262,7 +264,8 @@ class _Network:
         table = table.astype({"holdout": "string", "model": "string"})
         save_model(self.model.cpu(), m.spec, m.model_out, holdout=m.holdout, seed=m.seed,
                    training_tasks=list(m.tasks), train_config=asdict(self.config),
-                   epochs=self.epoch, reached_criterion=self.reached_criterion)
+                   epochs=self.epoch, reached_criterion=self.reached_criterion,
+                   stimulus=self.stimulus.settings())
         table.to_parquet(m.log_out, index=False)
         return table
 
@@ -377,7 +380,7 @@ class PackedTrainer:
             idx.append(tr_idx + self._offsets[id(n.pools[task])])
             sentence_rows.append((task, sentence_idx))
         trials = self.all_trials[torch.cat(idx)]
-        r = render(trials, noise=self.noise_buf)
+        r = render(trials, noise=self.noise_buf, batch=B)  # B: one σ per network batch (reference)
         self.x.copy_(r.inputs.view(N, B, N_STEPS, N_INPUTS).transpose(1, 2))
         target = r.targets.view(N, B, N_STEPS, N_OUTPUTS).transpose(1, 2)
         mask = r.mask.view(N, B, N_STEPS, N_OUTPUTS).transpose(1, 2)
@@ -491,13 +494,14 @@ def train_pack(
     max_networks: int | None = None,
     progress: bool = True,
     cuda_graphs: bool = True,
+    stimulus: Stimulus = PAPER,
 ) -> list[pd.DataFrame]:
     """Train ``members`` together and write each one's ``model.pt`` and
     ``train_log.parquet``; the same files, seeds and streams as one
     :func:`~instructnet.training.run.train_job` per member. On CUDA, ``cuda_graphs``
     replays the stacked recurrence as CUDA graphs (:func:`graph_packed`). ``embeddings_paths`` maps a
-    language-model name to its embedding table (instructed members). Checkpoints are
-    removed once every member is written out."""
+    language-model name to its embedding table (instructed members). Trials are
+    rendered with ``stimulus``. Checkpoints are removed once every member is written out."""
     device = torch.device(device)
     for m in members:
         if m.spec.tuned:
@@ -510,7 +514,7 @@ def train_pack(
     for m in members:
         for t in m.tasks:
             if t not in pools:
-                pools[t] = TrialBatch.from_frame(read_trials(pool_paths[t])).to(device)
+                pools[t] = TrialBatch.from_frame(read_trials(pool_paths[t]), device, stimulus)
         emb = sentences = None
         if m.spec.instructed:
             if m.spec.lm not in embeddings:

@@ -20,7 +20,9 @@ from ..models.encoders import TunedInstructionEncoder
 from ..models.io import load_file
 from ..models.network import SensorimotorModel, build_model
 from ..models.spec import ModelSpec
-from ..tasks import TrialBatch, derive_seed, read_trials
+from ..tasks import derive_seed
+from ..tasks.rendering import read_pools
+from ..tasks.stimulus import PAPER, Stimulus
 from .loop import TrainConfig, Trainer, TrainingConfigError, TrainingData, is_positive_int
 
 log = logging.getLogger(__name__)
@@ -112,8 +114,10 @@ def train_job(
     progress: bool = True,
     language_model: LanguageModel | None = None,
     tuning: TuningConfig | None = None,
+    stimulus: Stimulus = PAPER,
 ) -> pd.DataFrame:
-    """Train one model to criterion and write its weights and training log.
+    """Train one model to criterion and write its weights and training log. Trials are
+    rendered with ``stimulus`` (``trials.convention``), recorded in the model file.
 
     A tuned model (``spec.tuned``) first trains ``tuning.from_epoch`` epochs on the
     cached embeddings (the frozen language model gives the same vectors), then its
@@ -121,7 +125,7 @@ def train_job(
     checkpoint, so a killed job resumes in either.
     """
     label = f"{holdout}/{spec.name}/seed{seed}"
-    pools = {t: TrialBatch.from_frame(read_trials(pool_paths[t])) for t in tasks}
+    pools = read_pools({t: pool_paths[t] for t in tasks}, stimulus)
     embeddings = sentences = rows = None
     if spec.instructed:
         rows, vectors = read_embeddings(embeddings_path)
@@ -169,6 +173,7 @@ def train_job(
     table = table.astype({"holdout": "string", "model": "string"})
     save_model(trainer.model.cpu(), spec, model_out, holdout=holdout, seed=seed,
                training_tasks=list(tasks), train_config=asdict(config), epochs=trainer.epoch,
+               stimulus=stimulus.settings(),
                reached_criterion=trainer.reached_criterion, **meta)
     table.to_parquet(log_out, index=False)
     for path in (checkpoint, phase_checkpoint):

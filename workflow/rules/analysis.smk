@@ -48,7 +48,7 @@ rule representations:
         trials=ANALYSIS_TRIALS,
         custom=CUSTOM_HOLDOUTS,
         seed=config["seed"],
-        tuning=config["trials"].get("tuning", 8.0),
+        stimulus=STIMULUS,
     threads: 2
     # CPU only (no gpu resource): forward passes of a few hundred trials per task, which
     # take seconds on a CPU; a GPU would sit idle behind the Parquet writing.
@@ -170,7 +170,7 @@ rule units:
         bins=_UNITS.get("bins", 8),
         max_clusters=_UNITS.get("max_clusters", 10),
         seed=config["seed"],
-        tuning=config["trials"].get("tuning", 8.0),
+        stimulus=STIMULUS,
     threads: 2
     resources:  # CPU only, like representations
         **stage_resources("units"),

@@ -7,6 +7,7 @@ from instructnet.embeddings import language_models
 from instructnet.models.spec import RULE_MODELS, model_spec
 from instructnet.tasks import Study, held_out, holdout_registry
 from instructnet.tasks.constants import CON_TASKS
+from instructnet.tasks.stimulus import Stimulus
 
 check_config(config)
 # The study's task set (config key `tasks`, default all 50) and every decision of what
@@ -30,6 +31,9 @@ MODEL_SPECS = {
 SEEDS = config.get("training", {}).get("seeds", [0])
 
 POOLS = list(config["trials"]["pools"])
+# The stimulus geometry (trials.convention, trials.tuning) as plain settings: a param of
+# every rule that renders trials, so that changing it reruns exactly those.
+STIMULUS = Stimulus.from_config(config["trials"]).settings()
 
 
 def training_tasks(holdout):

@@ -48,6 +48,7 @@ rule evaluate:
     wildcard_constraints:
         test="heldout|swapped|combined|input_only|validation",
     params:
+        stimulus=STIMULUS,
         tasks=lambda w: eval_tasks(w.holdout, w.test),
         settings={k: v for k, v in EVAL.items() if k != "tests"},
         custom=CUSTOM_HOLDOUTS,

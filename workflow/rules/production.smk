@@ -48,6 +48,7 @@ rule production_decoder:
         decoder=PROD_DIR + "/decoder.pt",
         log=PROD_DIR + "/decoder_log.parquet",
     params:
+        stimulus=STIMULUS,
         tasks=lambda w: training_tasks(w.holdout),
         settings=lambda w: PROD.get("decoder") or {},
         seed=config["seed"],
@@ -72,6 +73,7 @@ rule motor_feedback:
         vectors=PROD_DIR + "/feedback.parquet",
         log=PROD_DIR + "/feedback_log.parquet",
     params:
+        stimulus=STIMULUS,
         tasks=lambda w: PROD_TASKS,
         settings=lambda w: PROD.get("feedback") or {},
         seed=config["seed"],
@@ -98,6 +100,7 @@ rule produce_instructions:
     output:
         PROD_DIR + "/produced.parquet",
     params:
+        stimulus=STIMULUS,
         tasks=lambda w: PROD_TASKS,
         n=lambda w: (PROD.get("produce") or {}).get("instructions", 50),
         seed=config["seed"],
@@ -144,6 +147,7 @@ rule partner_eval:
         pholdout="|".join(HOLDOUT_NAMES),
         pseed=r"\d+",
     params:
+        stimulus=STIMULUS,
         tasks=lambda w: PROD_TASKS,
         settings=lambda w: PARTNERS,
         seed=config["seed"],

@@ -88,6 +88,7 @@ rule fidelity:
         "results/tables/fidelity.md",
     params:
         config_name=config_label(workflow.configfiles, os.getcwd(), workflow.basedir),
+        stimulus=STIMULUS,
     localrule: True
     log:
         "logs/tables/fidelity.log",

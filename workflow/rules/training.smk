@@ -19,6 +19,7 @@ rule train:
         model="results/models/{holdout}/{model}/seed{seed}/model.pt",
         log="results/models/{holdout}/{model}/seed{seed}/train_log.parquet",
     params:
+        stimulus=STIMULUS,
         spec=lambda w: MODEL_SPECS[w.model],
         tasks=lambda w: training_tasks(w.holdout),
         training=lambda w: train_settings(MODEL_SPECS[w.model]),
@@ -105,6 +106,7 @@ if PACKING["by"] == "seeds" and PACKED_MODELS:
         wildcard_constraints:
             **PACK_CONSTRAINTS,
         params:
+            stimulus=STIMULUS,
             **packed_params(lambda w: [w.model]),
         threads: 2
         resources:
@@ -134,6 +136,7 @@ elif PACKING["by"] == "models" and PACKED_MODELS:
         wildcard_constraints:
             holdout=PACK_CONSTRAINTS["holdout"],
         params:
+            stimulus=STIMULUS,
             **packed_params(lambda w: PACKED_MODELS),
         threads: 2
         resources:

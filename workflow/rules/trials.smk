@@ -35,7 +35,7 @@ rule task_examples:
             caption="../report/task_examples.rst",
         ),
     params:
-        tuning=config["trials"].get("tuning", 8.0),
+        stimulus=STIMULUS,
     localrule: True
     log:
         "logs/figures/task_examples.log",
@@ -52,6 +52,7 @@ rule con_thresholds:
         table="results/tasks/con_thresholds.parquet",
         sweep="results/tasks/con_sweep.parquet",
     params:
+        stimulus=STIMULUS,
         sweep=config["trials"].get("con_sweep", {}),
         seed=config["seed"],
     threads: 2
