@@ -26,7 +26,7 @@ rule task_examples:
         expand(
             "results/trials/eval/{task}.parquet",
             # figures.task_examples, or the first study task of each family
-            task=STUDY.task_examples((config.get("figures") or {}).get("task_examples")),
+            task=STUDY.task_examples(config["figures"]["task_examples"]),
         ),
     output:
         report(
@@ -52,7 +52,7 @@ rule con_thresholds:
         table="results/tasks/con_thresholds.parquet",
         sweep="results/tasks/con_sweep.parquet",
     params:
-        sweep=config["trials"].get("con_sweep", {}),
+        sweep=config["trials"]["con_sweep"],
         seed=config["seed"],
     threads: 2
     resources:
