@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from .embeddings.registry import language_models
-from .models.spec import model_spec
+from .models.spec import UnknownModelError, model_spec
 from .tasks import Study
 
 
@@ -261,7 +261,7 @@ def _check_names(config: Mapping, given: Mapping) -> None:
                 f"{', '.join(sorted(registry))} (add others under language_model_registry)"
             )
     for name in config["models"]:
-        spec = model_spec(name, registry, config["training"]["embedding_norm"])
+        spec = _model(name, "models", registry, config["training"]["embedding_norm"])
         if spec.instructed and spec.lm not in config["language_models"]:
             raise ValueError(
                 f"model {name!r} needs language model {spec.lm!r} in language_models"
@@ -289,7 +289,14 @@ def _check_analysis(config: Mapping, given: Mapping, study: Study, registry) -> 
         if _given(given, *keys):
             study.held_out(name, ".".join(keys))
     if units["model"] is not None:
-        model_spec(units["model"], registry)
+        _model(units["model"], "analysis.units.model", registry)
+
+
+def _model(name, key, *args):
+    try:
+        return model_spec(name, *args)
+    except UnknownModelError as exc:
+        raise ValueError(f"{key}: {exc}") from None
 
 
 def _check_files(config: Mapping, workdir, repo) -> None:
