@@ -25,7 +25,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet $(PIP_EXTRA) "$(TORCH)" -e ".[test]"
 	touch $@
 
+# check-config first: a YAML error in a --configfile gets its file, line and column
+# (Snakemake's own message names neither; README "When something is wrong")
 run: setup
+	$(BIN)/python -m instructnet check-config config/config.yaml
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
 
 test: setup

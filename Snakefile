@@ -6,15 +6,27 @@
 #
 # All logic lives in the `instructnet` package; rules only wire files together.
 
-from snakemake.utils import min_version, validate
+import os
+
+from snakemake.utils import min_version
+
+from instructnet.config import DEFAULT_CONFIG, check_config, read_yaml
 
 min_version("9.0")
 
+# The default config's YAML errors with file and line (Snakemake's own message names
+# neither; it parses --configfile files before this file runs: `python -m instructnet
+# check-config FILE` shows where those fail).
+if os.path.exists(DEFAULT_CONFIG):
+    read_yaml(DEFAULT_CONFIG)
 
-configfile: "config/config.yaml"
+
+configfile: DEFAULT_CONFIG
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Before any job: unknown keys, the schema (workflow/schemas/config.schema.yaml, which
+# fills in every default), names, cross-key checks and the files the config names.
+check_config(config, os.getcwd(), workflow.basedir)
 
 
 include: "workflow/rules/common.smk"

@@ -3,11 +3,13 @@
     instructnet trials show --task AntiDMMod1 --out trial.png [--n 2] [--seed 0]
     instructnet trials show --pool results/trials/eval/DM.parquet --index 3 --out dm.png
     instructnet tasks                      # the 50 tasks with family and structure vector
+    instructnet check-config my.yaml       # the workflow's config checks, YAML errors with line
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import tasks
@@ -38,6 +40,20 @@ def _tasks_list(args) -> None:
         print(f"{t:16s} {tasks.FAMILY_OF[t]:9s} {kind:12s} {vec}")
 
 
+def _check_config(args) -> None:
+    from .config import DEFAULT_CONFIG, REPO, check_config, config_label, merge, read_yaml
+
+    # as the Snakefile: config/config.yaml of the working directory, if there, then the files
+    files = ([DEFAULT_CONFIG] if os.path.exists(DEFAULT_CONFIG) else []) + args.files
+    if not files:
+        raise ValueError(f"no config: {DEFAULT_CONFIG} is not in {os.getcwd()}; name config files")
+    config: dict = {}
+    for f in files:
+        merge(config, read_yaml(f))
+    check_config(config, os.getcwd())
+    print(f"config OK: {config_label(files, os.getcwd(), REPO)}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="instructnet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,6 +75,14 @@ def main(argv=None) -> int:
     show.set_defaults(func=_trials_show)
     ls = sub.add_parser("tasks", help="list the 50 tasks")
     ls.set_defaults(func=_tasks_list)
+    cc = sub.add_parser(
+        "check-config", help="check config files as the workflow does, before any job",
+        description="Check config files as `snakemake --configfile FILE...` would (config/"
+                    "config.yaml of the working directory first, if there, then FILEs in "
+                    "order): YAML errors with file:line:column, then the schema, names and "
+                    "files. Run it where you run snakemake. Prints 'config OK' or one error.")
+    cc.add_argument("files", nargs="*", metavar="FILE", help="config files, later ones overlay")
+    cc.set_defaults(func=_check_config)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -6,13 +6,7 @@ import sys
 import torch
 
 from instructnet.tasks import Stimulus
-from instructnet.training.con_thresholds import (
-    DEFAULT_CONTRASTS,
-    DEFAULT_NOISE,
-    DEFAULT_TRIALS,
-    frontier,
-    sweep,
-)
+from instructnet.training.con_thresholds import frontier, sweep
 from instructnet.training.run import load_model
 
 sys.stderr = open(snakemake.log[0], "w")
@@ -23,9 +17,9 @@ device = "cuda" if torch.cuda.is_available() else "cpu"
 model, meta = load_model(snakemake.input[0], device)
 table = sweep(
     model,
-    noise_levels=settings.get("noise", DEFAULT_NOISE),
-    contrasts=settings.get("contrast", DEFAULT_CONTRASTS),
-    trials=settings.get("trials", DEFAULT_TRIALS),
+    noise_levels=settings["noise"],
+    contrasts=settings["contrast"],
+    trials=settings["trials"],
     seed=snakemake.params.seed,
     device=device,
     stimulus=Stimulus(**snakemake.params.stimulus),

@@ -47,6 +47,47 @@ def local_test_run(tmp_path_factory) -> Path:
     return workdir
 
 
+# Runs command lines through the CLIs' entry points (snakemake.cli.main, instructnet.cli.main)
+# in one Python process, one after the other: one interpreter start (~10 s here) instead of
+# one per command line.
+_BATCH = r"""
+import json, os, sys
+
+import instructnet.cli
+import snakemake.cli
+
+for i, (cwd, program, argv) in enumerate(json.loads(sys.argv[1])):
+    os.chdir(cwd)
+    try:
+        code = {"snakemake": snakemake.cli.main, "instructnet": instructnet.cli.main}[program](argv)
+    except SystemExit as exc:
+        code = exc.code
+    code = 0 if code is None else code if isinstance(code, int) else 1
+    print(f"\n@@@ {i} {code}", file=sys.stderr, flush=True)
+"""
+
+
+@pytest.fixture(scope="session")
+def cli_batch():
+    """[(cwd, "snakemake" | "instructnet", argv)] -> [(exit code, output)], run in one
+    process (_BATCH) with stdout and stderr together, in order."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    def run(commands):
+        proc = subprocess.run([sys.executable, "-u", "-c", _BATCH,
+                               json.dumps([[str(c), p, list(a)] for c, p, a in commands])],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        parts = re.split(r"\n?@@@ (\d+) (\d+)\n", proc.stdout)
+        results = [(int(code), out) for out, _, code in zip(parts[::3], parts[1::3], parts[2::3])]
+        assert len(results) == len(commands), proc.stdout[-3000:]
+        return results
+
+    return run
+
+
 N_LAYER = 2
 HIDDEN = 32
 

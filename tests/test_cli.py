@@ -64,3 +64,30 @@ def test_bench_train_step_prints_json():
     assert result["benchmark"] == "train-step" and result["hidden"] == 32
     assert result["ms_fast"] > 0 and result["floor_ms"] > 0
     assert result["ratio_fast_to_floor"] == pytest.approx(result["ms_fast"] / result["floor_ms"], rel=0.1)  # rounded fields
+
+
+def test_check_config_names_file_line_and_column_of_a_yaml_error(tmp_path, capsys, monkeypatch):
+    # what `snakemake --configfile` cannot say: it reports "not valid JSON or YAML" only
+    monkeypatch.chdir(tmp_path)  # no config/config.yaml here: the named file alone
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: 7\ntrials:\n  pools: {train: 16\n  eval: 8\n")
+    assert main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {bad}:4:7: invalid YAML: expected ',' or '}}', but got ':' "
+                   "(while parsing a flow mapping at line 3)"]
+
+
+def test_check_config_overlays_the_default_config_and_checks_it(repo, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(repo)
+    assert main(["check-config"]) == 0
+    assert capsys.readouterr().out == "config OK: config/config.yaml\n"
+    overlay = tmp_path / "my.yaml"
+    overlay.write_text("training: {lrr: 0.01}\n")
+    assert main(["check-config", str(overlay)]) == 2
+    assert capsys.readouterr().err == (
+        "error: invalid config: training.lrr: unknown key; did you mean training.lr? (training "
+        "takes: seeds, hidden, batch_size, batches_per_epoch, lr, lr_decay, lr_decay_batches, "
+        "min_epochs, max_epochs, threshold, threshold_gpt, grad_clip, criterion_scoring, "
+        "embedding_norm, packing)\n")
+    overlay.write_text("production: {enabled: false}\n")
+    assert main(["check-config", str(overlay)]) == 0

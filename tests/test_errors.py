@@ -79,6 +79,8 @@ def base_config(**over):
         "trials": {"pools": {"train": 10, "eval": 5}, "con_thresholds": "x.csv"},
         "holdouts": ["swap9"],
         "custom_holdouts": {},
+        "instructions": "instructions.yaml",
+        "language_models": [],
         "figures": {"task_examples": ["Go"]},
     }
     cfg.update(over)
@@ -94,11 +96,14 @@ def test_config_checks_name_the_culprit():
     with pytest.raises(ConfigError, match="mine.*'Foo'"):
         check_config(base_config(custom_holdouts={"mine": ["Go", "Foo"]}, holdouts=["mine"]))
     with pytest.raises(ConfigError, match="trials.pools.eval"):
-        check_config(base_config(trials={"pools": {"train": 10, "eval": 0}}))
+        check_config(base_config(trials={"pools": {"train": 10, "eval": 0}, "con_thresholds": "x.csv"}))
     with pytest.raises(ConfigError, match="shadow"):
         check_config(base_config(custom_holdouts={"swap1": ["Go"]}))
     # analysis trial counts: unset ones follow the eval pool, explicit ones must fit it
+    assert check_config(base_config())["analysis"]["trials"] == 5
     with pytest.raises(ConfigError, match=r"analysis.trials \(250\)"):
         check_config(base_config(analysis={"trials": 250}))
     with pytest.raises(ConfigError, match=r"analysis.units.trials \(99\)"):
         check_config(base_config(analysis={"units": {"trials": 99}}))
+    # ... but not when the stage is off
+    check_config(base_config(analysis={"enabled": False, "trials": 250}))

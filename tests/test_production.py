@@ -1,6 +1,8 @@
 """Language production (METHODS §7, Figure 5): vocabulary, Production-RNN, motor
 feedback, produced-sentence labelling and re-embedding, partners, Figure 5 panels."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -359,19 +361,22 @@ def test_figure5_panels_from_tables(tmp_path, corpus):
 def test_production_config_errors_name_the_key(repo):
     import yaml
 
-    from instructnet.production.run import check_production_config
+    from instructnet.config import ConfigError, check_config
 
     config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
-    check_production_config(config, LMS)
+    check_config(copy.deepcopy(config))  # which checks the production section too
     for key, value, message in [
         ("holdouts", ["swap99"], "production.holdouts: unknown holdout group 'swap99'"),
         ("tasks", ["Go", "Gone"], "Gone"),
         ("instructor", "simplenet", "rule model"),
         ("instructor", "sbertnet", "needs language model 'sbertnet'"),
         ("partners", {"seeds": [0]}, "must differ"),
-        ("decoder", {"epochs": 0}, "production.decoder.epochs"),
-        ("feedback", {"speed": 1}, "unknown production.feedback settings: speed"),
+        ("decoder", {"epochs": 0}, "production.decoder.epochs: 0 is less than the minimum of 1"),
+        ("decoder", {"dropout": 0.1, "lr": "big"}, "production.decoder.lr: 'big' is not allowed"),
+        ("feedback", {"speed": 1}, "production.feedback.speed: unknown key"),
     ]:
-        bad = {**config, "production": {**config["production"], key: value}}
-        with pytest.raises(ValueError, match=message):
-            check_production_config(bad, LMS)
+        bad = copy.deepcopy({**config, "production": {**config["production"], key: value}})
+        with pytest.raises(ConfigError, match=message):
+            check_config(bad)
+    # switched off, the section is not checked
+    check_config(copy.deepcopy({**config, "production": {"enabled": False, "holdouts": ["swap99"]}}))

@@ -184,8 +184,8 @@ def partner_job(partner_path, embedded_path, feedback_path, pool_paths: Mapping[
     novel = {t: rows.loc[rows["task"] == t, "novel"].to_numpy(bool) for t in tasks}
     inferred = {t: vectors_of(frame, t) for t in tasks}
     table = partner_accuracy(
-        partner, tasks, read_pools({t: pool_paths[t] for t in tasks}, stimulus), sentence_embeddings, novel,
-        inferred, int(settings.get("batch_size", 64)), int(settings.get("repeats", 5)),
+        partner, tasks, read_pools({t: pool_paths[t] for t in tasks}, stimulus), sentence_embeddings,
+        novel, inferred, int(settings["batch_size"]), int(settings["repeats"]),
         seed_int(base_seed, "partners", instructor_holdout, partner_holdout, model, partner_seed),
         device)
     inst_out = set(held_out(instructor_holdout, custom))
@@ -239,30 +239,31 @@ def production_tables(produced_paths: Sequence, partner_paths: Sequence, out) ->
 
 def check_production_config(config: Mapping, registry: Mapping[str, LanguageModel]) -> None:
     """ValueError naming the key if the ``production`` section names unknown things or
-    holdout groups and tasks outside the study's task set (``tasks``)."""
+    holdout groups and tasks outside the study's task set (``tasks``). ``config`` has the
+    schema's defaults (instructnet.config.check_config, which calls this)."""
     from ..tasks import Study
 
-    prod = config.get("production")
-    if not prod:
+    prod = config["production"]
+    if not prod["enabled"]:
         return
     study = Study.from_config(config)
-    for h in prod.get("holdouts", []):
+    for h in prod["holdouts"]:
         study.held_out(h, "production.holdouts")
-    for h in (prod.get("partners") or {}).get("holdouts", []):
+    for h in prod["partners"]["holdouts"]:
         study.held_out(h, "production.partners.holdouts")
-    tasks = study.production_tasks(prod.get("tasks", "all"))
-    study.example_task(prod.get("example_task"), tasks)
-    instructor = prod.get("instructor")
+    tasks = study.production_tasks(prod["tasks"])
+    study.example_task(prod["example_task"], tasks)
+    instructor = prod["instructor"]
     if instructor:
         spec = check_instructor(instructor, registry)
-        if spec.lm not in config.get("language_models", []):
+        if spec.lm not in config["language_models"]:
             raise ValueError(f"production.instructor {instructor!r} needs language model "
                              f"{spec.lm!r} in language_models")
     else:
-        default_instructor(list(config.get("models", [])), registry)
-    seed = prod.get("instructor_seed", 0)
-    if seed in (prod.get("partners") or {}).get("seeds", []):
+        default_instructor(list(config["models"]), registry)
+    seed = prod["instructor_seed"]
+    if seed in prod["partners"]["seeds"]:
         raise ValueError(f"production.partners.seeds must differ from the instructing model's "
                          f"seed (production.instructor_seed = {seed})")
-    DecoderConfig.from_mapping(prod.get("decoder"))
-    FeedbackConfig.from_mapping(prod.get("feedback"))
+    DecoderConfig.from_mapping(prod["decoder"])
+    FeedbackConfig.from_mapping(prod["feedback"])

@@ -61,8 +61,9 @@ class Stimulus:
 
     @classmethod
     def from_config(cls, trials: dict) -> "Stimulus":
-        """From the config's ``trials`` section (``convention``, optional ``tuning``)."""
-        return cls(trials.get("convention", "paper"), trials.get("tuning"))
+        """From the validated config's ``trials`` section (``convention``; ``tuning``:
+        null for the convention's; defaults in the config schema)."""
+        return cls(trials["convention"], trials["tuning"])
 
     def settings(self) -> dict:
         """Plain settings (a rule's params, a model file's metadata)."""

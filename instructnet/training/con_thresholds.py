@@ -24,10 +24,8 @@ from ..tasks.thresholds import ConThresholds
 
 PROBES = CON_PROBES
 CRITERION = 0.95
-# Default sweep grid: noise s.d. levels and |contrasts| (strengths 1 ± c/2).
-DEFAULT_NOISE = tuple(np.round(np.linspace(0.1, 0.7, 13), 3))
-DEFAULT_CONTRASTS = (0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2, 0.22, 0.25)
-DEFAULT_TRIALS = 128
+# The sweep grid (noise s.d. levels, |contrasts|: strengths 1 ± c/2, trials per cell) is
+# trials.con_sweep, with its defaults in the config schema.
 
 
 @torch.no_grad()

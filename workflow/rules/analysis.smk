@@ -9,13 +9,13 @@
 # Everything runs on the study's tasks (STUDY, instructnet.tasks.study): CCGP uses the
 # dichotomies of study tasks; PCA and the Figure 4 panels need their fixed tasks.
 
-ANALYSIS = config.get("analysis", {})
-ANALYSIS_TRIALS = ANALYSIS.get("trials") or min(250, config["trials"]["pools"]["eval"])
-SVM_C = ANALYSIS.get("svm_c", 1.0)
-PCA_HOLDOUT = ANALYSIS.get("pca_holdout", "swap9")
-_UNITS = ANALYSIS.get("units", {})
-UNITS_HOLDOUT = _UNITS.get("holdout", "swap9")
-UNITS_MODEL = _UNITS.get("model") or next(
+ANALYSIS = config["analysis"]
+ANALYSIS_TRIALS = ANALYSIS["trials"]
+SVM_C = ANALYSIS["svm_c"]
+PCA_HOLDOUT = ANALYSIS["pca_holdout"]
+_UNITS = ANALYSIS["units"]
+UNITS_HOLDOUT = _UNITS["holdout"]
+UNITS_MODEL = _UNITS["model"] or next(
     (m for m in MODELS if MODEL_SPECS[m].instructed), MODELS[0] if MODELS else "simplenet")
 UNITS_DIR = f"results/units/{UNITS_HOLDOUT}/{UNITS_MODEL}/seed{SEEDS[0]}"
 FIGURES3 = ["fig3ad_pca", "fig3e_ccgp_zero_shot", "fig3f_ccgp_layers"]
@@ -166,9 +166,9 @@ rule units:
         variance="results/units/{holdout}/{model}/seed{seed}/task_variance.parquet",
     params:
         tasks=STUDY.tasks,
-        trials=_UNITS.get("trials") or min(128, config["trials"]["pools"]["eval"]),
-        bins=_UNITS.get("bins", 8),
-        max_clusters=_UNITS.get("max_clusters", 10),
+        trials=_UNITS["trials"],
+        bins=_UNITS["bins"],
+        max_clusters=_UNITS["max_clusters"],
         seed=config["seed"],
         stimulus=STIMULUS,
     threads: 2
@@ -239,8 +239,11 @@ rule figure4:
 
 def analysis_targets():
     """The Figure 3/4 panels and tables the current config and study support (panels
-    whose tasks are not in the study are left out: STUDY.figure_applies)."""
+    whose tasks are not in the study are left out: STUDY.figure_applies); none with
+    analysis.enabled false."""
     wanted = []
+    if not ANALYSIS["enabled"]:
+        return wanted
     if DICHOTOMIES:
         wanted += ["results/tables/ccgp.parquet", "results/tables/ccgp_summary.parquet",
                    "results/figures/fig3f_ccgp_layers.png"]

@@ -2,23 +2,23 @@
 
 import os
 
-from instructnet.config import check_config, config_label
+from instructnet.config import config_label, config_path
 from instructnet.embeddings import language_models
 from instructnet.models.spec import RULE_MODELS, model_spec
 from instructnet.tasks import Study, held_out, holdout_registry
 from instructnet.tasks.constants import CON_TASKS
 from instructnet.tasks.stimulus import Stimulus
 
-check_config(config)
+# The config is checked and has the schema's defaults (Snakefile: check_config).
 # The study's task set (config key `tasks`, default all 50) and every decision of what
 # applies to it: instructnet.tasks.study. Rules take task lists from STUDY only.
 STUDY = Study.from_config(config)
 
 # name -> LanguageModel: the built-in registry plus config["language_model_registry"].
-LANGUAGE_MODELS = language_models(config.get("language_model_registry"))
-CUSTOM_HOLDOUTS = config.get("custom_holdouts") or {}
+LANGUAGE_MODELS = language_models(config["language_model_registry"])
+CUSTOM_HOLDOUTS = config["custom_holdouts"]
 HOLDOUT_NAMES = list(holdout_registry(CUSTOM_HOLDOUTS))
-MODELS = list(config.get("models", []))
+MODELS = list(config["models"])
 # Every model name a target may ask for: rule models and, per language model, the
 # linear, MLP and tuned variants (so that e.g. a tuned-model figure can be requested
 # explicitly even when config["models"] lists no tuned model).
@@ -28,7 +28,7 @@ MODEL_SPECS = {
     + [f"{lm}{suffix}" for lm, entry in LANGUAGE_MODELS.items() for suffix in ("", "_mlp")]
     + [f"{lm}_tuned" for lm, entry in LANGUAGE_MODELS.items() if entry.kind != "bow"]
 }
-SEEDS = config.get("training", {}).get("seeds", [0])
+SEEDS = config["training"]["seeds"]
 
 POOLS = list(config["trials"]["pools"])
 # The stimulus geometry (trials.convention, trials.tuning) as plain settings: a param of
@@ -56,11 +56,9 @@ def trial_pools():
 
 
 def repo_path(path):
-    """A path from the config: relative to the working directory if it exists there,
-    else relative to the repository (so shipped data files work with --directory)."""
-    if os.path.isabs(path) or os.path.exists(path):
-        return path
-    return os.path.join(workflow.basedir, path)
+    """A path from the config: the working directory's, else the repository's
+    (instructnet.config.config_path, which check_config uses too)."""
+    return config_path(path, workflow.basedir)
 
 
 DERIVED_THRESHOLDS = config["trials"]["con_thresholds"] == "derived"

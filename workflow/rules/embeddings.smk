@@ -25,7 +25,7 @@ rule embed:
         layers="results/embeddings/{lm}_layers.parquet",
     params:
         model=lambda w: LANGUAGE_MODELS[w.lm],
-        batch_size=config.get("embeddings", {}).get("batch_size", 64),
+        batch_size=config["embeddings"]["batch_size"],
     threads: 2
     resources:
         gpu=lambda w: 0 if LANGUAGE_MODELS[w.lm].kind == "bow" else 1,

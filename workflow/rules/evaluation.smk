@@ -6,8 +6,8 @@
 #   validation  the trained tasks with their validation instructions (instructed models;
 #               multitask models, the paper's condition, score every task)
 
-EVAL = config.get("evaluation", {})
-EVAL_TESTS = EVAL.get("tests", ["heldout", "swapped", "combined", "input_only", "validation"])
+EVAL = config["evaluation"]
+EVAL_TESTS = EVAL["tests"]
 
 
 def eval_tasks(holdout, test):

@@ -7,18 +7,19 @@
 #   partner_eval         partner models (other seeds) perform from them
 # then production_tables (stacked tables, confusion, Welch tests) and figure5.
 
-from instructnet.production.run import check_production_config, default_instructor
+from instructnet.production.run import default_instructor
 
-PROD = config.get("production") or {}
-check_production_config(config, LANGUAGE_MODELS)
-if PROD:
-    PROD_MODEL = PROD.get("instructor") or default_instructor(MODELS, LANGUAGE_MODELS)
+# checked with the rest of the config (instructnet.production.run.check_production_config)
+PROD = config["production"]
+PRODUCTION = PROD["enabled"]  # no production section, or enabled: false: the stage is off
+if PRODUCTION:
+    PROD_MODEL = PROD["instructor"] or default_instructor(MODELS, LANGUAGE_MODELS)
     PROD_LM = MODEL_SPECS[PROD_MODEL].lm
-    PROD_SEED = PROD.get("instructor_seed", 0)
-    PROD_HOLDOUTS = list(PROD.get("holdouts", ["multitask"]))
-    PROD_TASKS = STUDY.production_tasks(PROD.get("tasks", "all"))
-    PROD_EXAMPLE = STUDY.example_task(PROD.get("example_task"), PROD_TASKS)
-    PARTNERS = PROD.get("partners") or {}
+    PROD_SEED = PROD["instructor_seed"]
+    PROD_HOLDOUTS = list(PROD["holdouts"])
+    PROD_TASKS = STUDY.production_tasks(PROD["tasks"])
+    PROD_EXAMPLE = STUDY.example_task(PROD["example_task"], PROD_TASKS)
+    PARTNERS = PROD["partners"]
 FIGURES5 = ["fig5d_examples", "fig5e_confusion", "fig5f_partners"]
 PROD_DIR = "results/production/{holdout}/{model}/seed{seed}"
 
@@ -33,7 +34,7 @@ def partner_pairs():
     trained on every task and the instructor with the same tasks held out (double
     holdout)."""
     custom = CUSTOM_HOLDOUTS
-    return [(hi, hp) for hi in PROD_HOLDOUTS for hp in PARTNERS.get("holdouts", ["multitask"])
+    return [(hi, hp) for hi in PROD_HOLDOUTS for hp in PARTNERS["holdouts"]
             if hi == hp or not held_out(hi, custom) or not held_out(hp, custom)]
 
 
@@ -50,7 +51,7 @@ rule production_decoder:
     params:
         stimulus=STIMULUS,
         tasks=lambda w: training_tasks(w.holdout),
-        settings=lambda w: PROD.get("decoder") or {},
+        settings=lambda w: PROD["decoder"],
         seed=config["seed"],
     threads: 2
     resources:
@@ -75,7 +76,7 @@ rule motor_feedback:
     params:
         stimulus=STIMULUS,
         tasks=lambda w: PROD_TASKS,
-        settings=lambda w: PROD.get("feedback") or {},
+        settings=lambda w: PROD["feedback"],
         seed=config["seed"],
     threads: 2
     resources:
@@ -102,7 +103,7 @@ rule produce_instructions:
     params:
         stimulus=STIMULUS,
         tasks=lambda w: PROD_TASKS,
-        n=lambda w: (PROD.get("produce") or {}).get("instructions", 50),
+        n=lambda w: PROD["produce"]["instructions"],
         seed=config["seed"],
         custom=CUSTOM_HOLDOUTS,
     threads: 1
@@ -123,7 +124,7 @@ rule embed_produced:
         PROD_DIR + "/produced_embedded.parquet",
     params:
         language_model=lambda w: LANGUAGE_MODELS[MODEL_SPECS[w.model].lm],
-        batch_size=config.get("embeddings", {}).get("batch_size", 64),
+        batch_size=config["embeddings"]["batch_size"],
     threads: 1
     log:
         "logs/production/{holdout}/{model}/seed{seed}/embed_produced.log",
@@ -172,7 +173,7 @@ def produced_files():
 def partner_files():
     return [
         f"results/production/{hi}/{PROD_MODEL}/seed{PROD_SEED}/partners/{hp}/seed{ps}.parquet"
-        for hi, hp in partner_pairs() for ps in PARTNERS.get("seeds", [])
+        for hi, hp in partner_pairs() for ps in PARTNERS["seeds"]
     ]
 
 
@@ -210,7 +211,7 @@ rule figure5:
     wildcard_constraints:
         figure="|".join(FIGURES5),
     params:
-        example_task=PROD_EXAMPLE if PROD else None,
+        example_task=PROD_EXAMPLE if PRODUCTION else None,
         tasks=STUDY.tasks,
     localrule: True
     log:
@@ -220,8 +221,8 @@ rule figure5:
 
 
 def production_targets():
-    """Figure 5 panels and tables (nothing when the config has no production section)."""
-    if not PROD:
+    """Figure 5 panels and tables (nothing when the stage is off)."""
+    if not PRODUCTION:
         return []
     return [f"results/figures/{name}.png" for name in FIGURES5] + [
         "results/tables/production_summary.parquet", "results/tables/production_novel.parquet"]

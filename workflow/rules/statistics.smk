@@ -74,7 +74,7 @@ def fidelity_inputs(wildcards):
     if "results/figures/fig3e_ccgp_zero_shot.png" in analysis_targets():
         inputs["ccgp"] = "results/tables/ccgp.parquet"
         inputs["zero_shot"] = "results/tables/zero_shot.parquet"
-    if PROD:
+    if PRODUCTION:
         inputs["partners"] = "results/tables/production_summary.parquet"
     return inputs
 

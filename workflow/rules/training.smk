@@ -23,11 +23,11 @@ rule train:
         spec=lambda w: MODEL_SPECS[w.model],
         tasks=lambda w: training_tasks(w.holdout),
         training=lambda w: train_settings(MODEL_SPECS[w.model]),
-        hidden=config["training"].get("hidden", 256),
+        hidden=config["training"]["hidden"],
         seed=config["seed"],
         checkpoint="results/models/{holdout}/{model}/seed{seed}/checkpoint.pt",
         language_model=lambda w: LANGUAGE_MODELS.get(MODEL_SPECS[w.model].lm),
-        tuning=config.get("tuning", {}),
+        tuning=config["tuning"],
     # one thread: two 1-thread jobs train ~1.3x more batches per second than one 2-thread
     # job on 2 cores (bench train-step, batch 32: 86 ms at 1 thread, 56 ms at 2)
     threads: 1
@@ -53,8 +53,7 @@ rule train:
 # made by rule train. Checkpoints are per network, in rule train's format and place.
 import re
 
-PACKING = {"by": "none", "max_networks": 8, "cuda_graphs": True,
-           **config["training"].get("packing", {})}
+PACKING = config["training"]["packing"]
 PACKED_MODELS = [m for m in MODELS if not MODEL_SPECS[m].tuned]
 
 
@@ -81,7 +80,7 @@ def packed_params(models):
         tasks=lambda w: training_tasks(w.holdout),
         checkpoints=lambda w: [f"results/models/{w.holdout}/{m}/seed{s}/checkpoint.pt"
                                for m, s in packed_members(models(w))],
-        hidden=config["training"].get("hidden", 256),
+        hidden=config["training"]["hidden"],
         seed=config["seed"],
         max_networks=PACKING["max_networks"],
         cuda_graphs=PACKING["cuda_graphs"],

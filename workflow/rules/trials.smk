@@ -26,7 +26,7 @@ rule task_examples:
         expand(
             "results/trials/eval/{task}.parquet",
             # figures.task_examples, or the first study task of each family
-            task=STUDY.task_examples((config.get("figures") or {}).get("task_examples")),
+            task=STUDY.task_examples(config["figures"]["task_examples"]),
         ),
     output:
         report(
@@ -53,7 +53,7 @@ rule con_thresholds:
         sweep="results/tasks/con_sweep.parquet",
     params:
         stimulus=STIMULUS,
-        sweep=config["trials"].get("con_sweep", {}),
+        sweep=config["trials"]["con_sweep"],
         seed=config["seed"],
     threads: 2
     resources:
