@@ -15,7 +15,7 @@ CORES  ?= 2
 TORCH  ?= torch==2.13.0
 PIP_EXTRA ?=
 
-.PHONY: setup run test bench report gpu-check clean
+.PHONY: setup run test lint bench report gpu-check clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# static checks (CI runs them before the tests): ruff with the rule set in pyproject.toml
+lint: setup
+	$(BIN)/ruff check instructnet scripts tests
 
 # the HTML report of the last run: every figure with its caption (README)
 report: setup

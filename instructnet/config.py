@@ -25,7 +25,6 @@ from .models.spec import UnknownModelError, model_spec
 from .tasks import Study
 from .tasks.stimulus import Stimulus
 
-
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = "workflow/schemas/config.schema.yaml"
 DEFAULT_CONFIG = "config/config.yaml"

@@ -6,7 +6,13 @@ import time
 import pandas as pd
 import torch
 
-from instructnet.embeddings import embed_corpus, kept_layer_ids, load, write_embeddings, write_layers
+from instructnet.embeddings import (
+    embed_corpus,
+    kept_layer_ids,
+    load,
+    write_embeddings,
+    write_layers,
+)
 
 sys.stderr = open(snakemake.log[0], "w")
 torch.set_num_threads(snakemake.threads)

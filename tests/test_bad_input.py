@@ -101,7 +101,7 @@ SWITCHES = [
 def runs(repo, tmp_path_factory, cli_batch):
     """Every case's (exit code, output, working directory), one batch of snakemake -n."""
     commands, workdirs = [], []
-    for name, make, _ in MISTAKES + SWITCHES:
+    for _, make, _ in MISTAKES + SWITCHES:
         wd = tmp_path_factory.mktemp("bad")
         for rel, content in RESULTS.items():
             (wd / rel).parent.mkdir(parents=True, exist_ok=True)

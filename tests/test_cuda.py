@@ -58,8 +58,7 @@ import pytest
 import torch
 
 from instructnet.embeddings import language_models, read_embeddings, write_embeddings
-from instructnet.evaluation import EvalConfig, heldout_learning, zero_shot
-from instructnet.evaluation import protocols
+from instructnet.evaluation import EvalConfig, heldout_learning, protocols, zero_shot
 from instructnet.models import build_model, model_spec
 from instructnet.models.gru import ReluGRU, reference_forward
 from instructnet.models.packed import PackedNetworks, packed_relu_gru, reference_packed_forward

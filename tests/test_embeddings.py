@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import HIDDEN, N_LAYER  # noqa: E402  (tiny models live in conftest)
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
 from instructnet.embeddings import (
@@ -34,8 +35,6 @@ from instructnet.embeddings import (
 )
 from instructnet.instructions import vocabulary, words
 from instructnet.tasks import FAMILIES, FAMILY_OF
-
-from conftest import HIDDEN, N_LAYER  # noqa: E402  (tiny models live in conftest)
 
 
 @pytest.fixture(scope="session")

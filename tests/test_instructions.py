@@ -35,7 +35,7 @@ def test_fifteen_train_five_validation_per_task(corpus):
 def test_table_layout(corpus):
     assert list(corpus.columns) == ["task", "split", "sentence_id", "text"]
     assert list(dict.fromkeys(corpus["task"])) == list(TASKS)
-    for (task, split), group in corpus.groupby(["task", "split"], sort=False):
+    for _, group in corpus.groupby(["task", "split"], sort=False):
         assert list(group["sentence_id"]) == list(range(len(group)))
     # Within each task, train rows come before validation rows.
     for _, group in corpus.groupby("task", sort=False):

@@ -331,8 +331,8 @@ def test_training_steps_bring_no_host_data_to_the_device():
     the check (lazy optimiser state), as do the epoch-end reads."""
     from conftest import no_host_data
 
-    from instructnet.models import build_model, model_spec
     from instructnet.embeddings import language_models
+    from instructnet.models import build_model, model_spec
     from instructnet.tasks import TrialBatch, generate_pool
     from instructnet.training.loop import TrainConfig, Trainer, TrainingData
     from instructnet.training.packed import PackedTrainer, PackMember, _Network

@@ -504,10 +504,10 @@ def test_the_convention_changes_what_training_and_evaluation_see(tmp_path, pools
 
 
 def test_a_checkpoint_resumes_only_under_its_own_convention(tmp_path, pools):
+    from instructnet.models import build_model
     from instructnet.tasks import Stimulus
     from instructnet.tasks.rendering import read_pools
-    from instructnet.training import TrainingData, Trainer
-    from instructnet.models import build_model
+    from instructnet.training import Trainer, TrainingData
 
     cfg = TrainConfig(batch_size=8, batches_per_epoch=2, min_epochs=1, max_epochs=1)
     spec = model_spec("simplenet", LMS)

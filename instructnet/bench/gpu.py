@@ -128,7 +128,7 @@ def ceilings() -> dict:
         a = torch.randn(n, n, device="cuda", generator=gen).to(dtype)
         b = torch.randn(n, n, device="cuda", generator=gen).to(dtype)
         with _TF32(tf32):
-            ms = _median_ms(lambda: torch.mm(a, b))
+            ms = _median_ms(lambda a=a, b=b: torch.mm(a, b))
         out[f"{name}_tflops"] = round(2 * n**3 / (ms * 1e-3) / 1e12, 1)
         del a, b
     torch.cuda.empty_cache()

@@ -75,7 +75,7 @@ class EvalConfig:
             raise ValueError(f"evaluation.lr must be a positive number, got {lr!r}")
 
     @classmethod
-    def from_mapping(cls, values: Mapping | None, **override) -> "EvalConfig":
+    def from_mapping(cls, values: Mapping | None, **override) -> EvalConfig:
         values = dict(values or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .gru import H0_VALUE, _POOL, _Lease, _grad_scale
+from .gru import _POOL, H0_VALUE, _grad_scale, _Lease
 
 __all__ = [
     "H0_VALUE", "PackedNetworks", "PackedReluGRUFunction", "graph_packed", "packed_relu_gru",
@@ -271,7 +271,7 @@ class PackedNetworks(nn.Module):
         return self.weight_hh.shape[-1]
 
     @classmethod
-    def from_models(cls, models: Sequence[nn.Module]) -> "PackedNetworks":
+    def from_models(cls, models: Sequence[nn.Module]) -> PackedNetworks:
         """Stack the ``rnn`` (ReluGRU) and ``readout`` (Linear) of each model."""
         if not models:
             raise ValueError("no networks to pack")

@@ -67,7 +67,7 @@ class DecoderConfig:
                                  f"got {getattr(self, name)!r}")
 
     @classmethod
-    def from_mapping(cls, values: Mapping | None) -> "DecoderConfig":
+    def from_mapping(cls, values: Mapping | None) -> DecoderConfig:
         values = dict(values or {})
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:

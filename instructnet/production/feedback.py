@@ -58,7 +58,7 @@ class FeedbackConfig:
         check_tasks(list(self.threshold_overrides))
 
     @classmethod
-    def from_mapping(cls, values: Mapping | None) -> "FeedbackConfig":
+    def from_mapping(cls, values: Mapping | None) -> FeedbackConfig:
         values = dict(values or {})
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:

@@ -25,8 +25,8 @@ from scipy import stats
 from ..evaluation.protocols import is_instructed
 from ..models.network import SensorimotorModel
 from ..tasks import TrialBatch
-from ..tasks.rendering import SCORINGS, correct_by_scoring
 from ..tasks.constants import check_tasks
+from ..tasks.rendering import SCORINGS, correct_by_scoring
 from ..training.loop import draw_batch
 from ..training.run import seed_int
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,13 @@ from ..training.run import instruction_rows, load_model, seed_int
 from .decoder import DecoderConfig, DecoderData, load_decoder, save_decoder, train_decoder
 from .feedback import FeedbackConfig, feedback_table, motor_feedback, vectors_of
 from .partners import partner_accuracy, setting_of
-from .produce import embed_sentences, label_sentences, produce_instructions, read_vectors, write_vectors
+from .produce import (
+    embed_sentences,
+    label_sentences,
+    produce_instructions,
+    read_vectors,
+    write_vectors,
+)
 
 log = logging.getLogger(__name__)
 

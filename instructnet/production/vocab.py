@@ -57,7 +57,7 @@ class Vocabulary:
     pad, sos, eos = 0, 1, 2
 
     @classmethod
-    def from_sentences(cls, texts: Iterable[str]) -> "Vocabulary":
+    def from_sentences(cls, texts: Iterable[str]) -> Vocabulary:
         return cls(t for text in texts for t in tokenise(text))
 
     def __len__(self) -> int:

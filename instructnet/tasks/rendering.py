@@ -86,7 +86,7 @@ class TrialBatch:
 
     @classmethod
     def from_frame(cls, trials: pd.DataFrame, device: str | torch.device = "cpu",
-                   stimulus: Stimulus = PAPER) -> "TrialBatch":
+                   stimulus: Stimulus = PAPER) -> TrialBatch:
         """The trials of a table, to be rendered with ``stimulus`` (default: the paper's
         geometry; the workflow passes the configured one, see :func:`read_pools`)."""
         validate_trials(trials)
@@ -120,12 +120,12 @@ class TrialBatch:
     def device(self) -> torch.device:
         return self.sigma.device
 
-    def __getitem__(self, index) -> "TrialBatch":
+    def __getitem__(self, index) -> TrialBatch:
         """Select trials (an index tensor, a slice or a boolean mask)."""
         return replace(self, **{name: getattr(self, name)[index] for name in self._columns()})
 
     @classmethod
-    def cat(cls, batches) -> "TrialBatch":
+    def cat(cls, batches) -> TrialBatch:
         """One batch holding ``batches``' trials in order (all on one device)."""
         batches = list(batches)
         geometry = {b.stimulus for b in batches}
@@ -134,7 +134,7 @@ class TrialBatch:
         return cls(**{name: torch.cat([getattr(b, name) for b in batches])
                       for name in cls._columns()}, stimulus=batches[0].stimulus)
 
-    def to(self, device) -> "TrialBatch":
+    def to(self, device) -> TrialBatch:
         return replace(self, **{name: getattr(self, name).to(device) for name in self._columns()})
 
 

@@ -60,7 +60,7 @@ class Stimulus:
         object.__setattr__(self, "tuning", float(tuning))
 
     @classmethod
-    def from_config(cls, trials: dict) -> "Stimulus":
+    def from_config(cls, trials: dict) -> Stimulus:
         """From the validated config's ``trials`` section (``convention``; ``tuning``:
         null for the convention's; defaults in the config schema)."""
         return cls(trials["convention"], trials["tuning"])
@@ -86,7 +86,7 @@ class Stimulus:
 
         return torch.floor(torch.remainder(theta, TWO_PI) / GRID) * GRID
 
-    def sigma(self, trials: "TrialBatch", batch: int | None = None) -> torch.Tensor:
+    def sigma(self, trials: TrialBatch, batch: int | None = None) -> torch.Tensor:
         """Each trial's noise σ ``(B,)``; with one σ per batch, consecutive blocks of
         ``batch`` trials (default: all) share their first trial's."""
         if not self.sigma_per_batch:

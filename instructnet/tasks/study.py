@@ -122,7 +122,7 @@ class Study:
         self._set = frozenset(self.tasks)
 
     @classmethod
-    def from_config(cls, config: Mapping) -> "Study":
+    def from_config(cls, config: Mapping) -> Study:
         return cls(config.get("tasks", ALL), config.get("custom_holdouts") or {})
 
     @property

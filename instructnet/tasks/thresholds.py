@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .constants import CON_TASKS
+
 # |contrast| range of Con trials; strengths are 1 ± c/2.
 CONTRAST_RANGE = (0.02, 0.25)
 DEFAULT_PATH = "instructnet/data/con_thresholds_default.csv"
@@ -35,13 +36,13 @@ class ConThresholds:
         object.__setattr__(self, "table", _validate(self.table, self.source))
 
     @classmethod
-    def default(cls) -> "ConThresholds":
+    def default(cls) -> ConThresholds:
         ref = resources.files("instructnet") / "data" / "con_thresholds_default.csv"
         with resources.as_file(ref) as path:
             return cls.read(path)
 
     @classmethod
-    def read(cls, path: str | Path) -> "ConThresholds":
+    def read(cls, path: str | Path) -> ConThresholds:
         path = Path(path)
         if not path.exists():
             raise ThresholdTableError(f"threshold table {path} does not exist")

@@ -17,9 +17,9 @@ import torch
 
 from ..models.network import SensorimotorModel
 from ..tasks import TrialBatch, is_correct, render
-from ..tasks.stimulus import PAPER, Stimulus
 from ..tasks.constants import CON_PROBES, TASK_INDEX
 from ..tasks.generate import decision_probe_trials, derive_seed
+from ..tasks.stimulus import PAPER, Stimulus
 from ..tasks.thresholds import ConThresholds
 
 PROBES = CON_PROBES

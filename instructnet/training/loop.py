@@ -37,9 +37,9 @@ from tqdm import tqdm
 from ..models.io import load_file
 from ..models.network import SensorimotorModel, masked_mse
 from ..tasks import TrialBatch, is_correct, render
+from ..tasks.constants import TASK_INDEX
 from ..tasks.rendering import SCORINGS
 from ..tasks.stimulus import PAPER
-from ..tasks.constants import TASK_INDEX
 
 log = logging.getLogger(__name__)
 # a checkpoint that cannot be read: the job can start afresh without it
@@ -105,7 +105,7 @@ class TrainConfig:
         return self.lr_decay ** (self.batches_per_epoch / self.lr_decay_batches)
 
     @classmethod
-    def from_mapping(cls, values: Mapping, **override) -> "TrainConfig":
+    def from_mapping(cls, values: Mapping, **override) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         # the training section's keys that are not settings of one run: the GPT criterion
         # (chosen per model), seeds, network size, the model spec's embedding norm

@@ -33,16 +33,15 @@ import torch
 from tqdm import tqdm
 
 from ..embeddings import read_embeddings
-from ..models.network import SensorimotorModel, build_model
 from ..models.encoders import TASK_DIM
+from ..models.io import load_file
+from ..models.network import SensorimotorModel, build_model
 from ..models.packed import PackedNetworks, graph_packed
 from ..models.spec import ModelSpec
 from ..tasks import TrialBatch, is_correct, read_trials
-from ..tasks.constants import N_INPUTS, N_OUTPUTS, N_RING, N_STEPS
+from ..tasks.constants import N_INPUTS, N_OUTPUTS, N_RING, N_STEPS, TASK_INDEX
 from ..tasks.rendering import draw_noise, render
 from ..tasks.stimulus import PAPER, Stimulus
-from ..tasks.constants import TASK_INDEX
-from ..models.io import load_file
 from .loop import (
     REMEDY_CHECKPOINT,
     TrainConfig,
