@@ -46,7 +46,6 @@ BASE_ORDER: tuple[str, ...] = (
 MODEL_ORDER: list[str] = [
     f"{base}{suffix}" for base in BASE_ORDER for suffix in ("", "_mlp", "_tuned")
 ]
-NON_LANGUAGE_MODELS = frozenset({"simplenet", "structurenet", "simplenetplus", "structurenetplus"})
 
 
 def split_variant(model: str) -> tuple[str, list[str]]:

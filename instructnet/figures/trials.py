@@ -16,8 +16,6 @@ import seaborn as sns  # noqa: E402
 from ..tasks import FAMILY_OF, PAPER, Stimulus, TrialBatch, render  # noqa: E402
 from ..tasks.constants import DT_MS, N_RING  # noqa: E402
 
-PANELS = ("inputs", "targets", "loss mask")
-
 
 def _describe(row: pd.Series) -> str:
     if row["response"]:

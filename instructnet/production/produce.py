@@ -17,7 +17,7 @@ re-embedding them for partner models (METHODS §7).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -146,7 +146,3 @@ def read_vectors(path, column: str = "embedding") -> tuple[pd.DataFrame, np.ndar
     matrix = (np.stack(df[column].to_numpy()).astype(np.float32) if len(df)
               else np.zeros((0, 0), np.float32))
     return df.drop(columns=[column]), matrix
-
-
-def task_rows(frame: pd.DataFrame) -> Mapping[str, np.ndarray]:
-    return {str(t): np.flatnonzero((frame["task"] == t).to_numpy()) for t in pd.unique(frame["task"])}

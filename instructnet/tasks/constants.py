@@ -6,8 +6,6 @@ Everything here is a constant of the study. The canonical task order is the orde
 
 from __future__ import annotations
 
-import math
-
 # --- trial geometry (§1) ---------------------------------------------------------
 N_STEPS = 150  # time steps of 20 ms
 DT_MS = 20
@@ -15,7 +13,6 @@ N_RING = 32  # units per ring (each modality, and the response ring)
 N_MODALITIES = 2
 N_INPUTS = 1 + N_MODALITIES * N_RING  # 65: fixation, modality 1, modality 2
 N_OUTPUTS = 1 + N_RING  # 33: fixation output, response ring
-PREF_DIRS = [2 * math.pi * i / N_RING for i in range(N_RING)]
 
 # --- the 50 tasks -----------------------------------------------------------------
 FAMILIES: dict[str, tuple[str, ...]] = {

@@ -20,7 +20,6 @@ from .constants import CON_TASKS
 
 # |contrast| range of Con trials; strengths are 1 ± c/2.
 CONTRAST_RANGE = (0.02, 0.25)
-DEFAULT_PATH = "instructnet/data/con_thresholds_default.csv"
 
 
 class ThresholdTableError(ValueError):
