@@ -293,3 +293,11 @@ def test_figures_demo_scale(tables, tmp_path):
     _check(fig2.fig2e_tuned(one["zero_shot"].iloc[:0], tmp_path / "e_empty.png"), tmp_path)
     _check(fig2.supp_welch_heatmaps({}, tmp_path / "w_empty"), tmp_path)
     _check(fig2.fig2c_swapped(one["zero_shot"], None, tmp_path / "c_noswap.png"), tmp_path)
+
+
+def test_one_welch_test_serves_every_table():
+    a, b = np.array([0.9, 0.8, 0.85, np.nan]), np.array([0.5, 0.6, 0.4])
+    t, p = stats.welch(a, b)
+    ref = sps.ttest_ind(a[:3], b, equal_var=False)
+    assert (t, p) == pytest.approx((ref.statistic, ref.pvalue)) and t > 0
+    assert all(np.isnan(stats.welch([0.9, np.nan], b)))  # one value left: no test

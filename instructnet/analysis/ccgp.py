@@ -294,9 +294,7 @@ def neighbour_welch(summary: pd.DataFrame, stages: Sequence[str] = ("embedding",
     neighbouring models in plotting order, per condition and stage. DataFrame(condition,
     stage, model_a, model_b, t, p, n_a, n_b); t > 0: model_b is higher. Fewer than two
     seeds on a side: t, p = NaN."""
-    from scipy import stats as sps
-
-    from .stats import order_models
+    from .stats import order_models, welch
 
     rows = []
     for (condition, stage), g in summary[summary["stage"].isin(stages)].groupby(
@@ -305,11 +303,7 @@ def neighbour_welch(summary: pd.DataFrame, stages: Sequence[str] = ("embedding",
         for a, b in zip(models[:-1], models[1:]):
             xa = g.loc[g["model"] == a, "ccgp"].to_numpy(float)
             xb = g.loc[g["model"] == b, "ccgp"].to_numpy(float)
-            if len(xa) >= 2 and len(xb) >= 2:
-                res = sps.ttest_ind(xb, xa, equal_var=False)
-                t, p = float(res.statistic), float(res.pvalue)
-            else:
-                t = p = np.nan
+            t, p = welch(xb, xa)
             rows.append({"condition": condition, "stage": stage, "model_a": a, "model_b": b,
                          "t": t, "p": p, "n_a": len(xa), "n_b": len(xb)})
     return pd.DataFrame(rows, columns=["condition", "stage", "model_a", "model_b", "t", "p",

@@ -160,7 +160,13 @@ def summary(table: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:
                                        "ci_low", "ci_high"])
 
 
-def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+def welch(a, b) -> tuple[float, float]:
+    """Two-sided Welch t-test of samples ``a`` against ``b`` (scipy.stats.ttest_ind,
+    equal_var=False), NaNs dropped: (t, p), t > 0 when ``a`` is larger; (NaN, NaN) with
+    fewer than two values on a side. The one Welch test of every table (models,
+    CCGP neighbours, partner sources)."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
     a = a[~np.isnan(a)]
     b = b[~np.isnan(b)]
     if len(a) < 2 or len(b) < 2:
@@ -181,7 +187,7 @@ def welch_matrix(table: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:
         for b in models:
             if a == b:
                 continue
-            t, p = _welch(values[a], values[b])
+            t, p = welch(values[a], values[b])
             rows.append({"model_a": a, "model_b": b, "t": t, "p": p,
                          "n_a": int(np.sum(~np.isnan(values[a]))),
                          "n_b": int(np.sum(~np.isnan(values[b])))})
@@ -238,7 +244,7 @@ def clause_analysis(zero_shot: pd.DataFrame, n_null: int = 50, seed: int = 0
                 d = float(pool[perm[:k]].mean() - pool[perm[k:]].mean())
                 null_rows.append({"model": model, "seed": s, "split": split, "difference": d})
                 null_diffs.append(d)
-        t, p = _welch(np.asarray(obs_diffs, dtype=float), np.asarray(null_diffs, dtype=float))
+        t, p = welch(np.asarray(obs_diffs, dtype=float), np.asarray(null_diffs, dtype=float))
         test_rows.append({"model": model, "t": t, "p": p, "n_observed": len(obs_diffs),
                           "n_null": len(null_diffs)})
     observed = pd.DataFrame(obs_rows, columns=["model", "seed", "conditional", "imperative",

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
+from ..analysis.stats import welch
 from ..evaluation.protocols import is_instructed
 from ..models.network import SensorimotorModel
 from ..tasks import TrialBatch
@@ -166,11 +167,7 @@ def _partner_welch(table: pd.DataFrame) -> pd.DataFrame:
             for b in SOURCES[i + 1:]:
                 x = g.loc[g["source"] == a, "accuracy"].to_numpy()
                 y = g.loc[g["source"] == b, "accuracy"].to_numpy()
-                if len(x) < 2 or len(y) < 2:
-                    t = p = float("nan")
-                else:
-                    res = stats.ttest_ind(x, y, equal_var=False)
-                    t, p = float(res.statistic), float(res.pvalue)
+                t, p = welch(x, y)
                 if len(x) or len(y):
                     rows.append({"setting": setting, "a": a, "b": b, "n_a": len(x), "n_b": len(y),
                                  "mean_a": float(np.mean(x)) if len(x) else float("nan"),
