@@ -1,7 +1,6 @@
 """Rules ccgp_language (one language model's layers) and ccgp (one model's hierarchy)."""
 
 import logging
-import sys
 import time
 
 import pandas as pd
@@ -13,9 +12,9 @@ from instructnet.analysis.representations import (
     layer_arrays,
     read_representations,
 )
+from instructnet.job import start_job
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+start_job(snakemake, torch=False)
 start = time.perf_counter()
 C = snakemake.params.C
 dichotomies = snakemake.params.dichotomies  # the study's (instructnet.tasks.study)

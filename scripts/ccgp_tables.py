@@ -1,13 +1,13 @@
 """Rule ccgp_tables: stack every model's CCGP, summarise per condition, Welch tests."""
 
 import re
-import sys
 
 import pandas as pd
 
 from instructnet.analysis.ccgp import ccgp_summary, neighbour_welch, stack_ccgp
+from instructnet.job import start_job
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job(snakemake, torch=False)
 held = snakemake.params.held
 files = {}
 for path in snakemake.input:

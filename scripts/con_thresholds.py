@@ -1,19 +1,16 @@
 """Rule con_thresholds: sweep noise x contrast on DM/AntiDM with the reference SIMPLENET
 and write the 95 %-correct frontier."""
 
-import sys
 
-import torch
 
+from instructnet.job import start_job
+from instructnet.models.io import load_model
 from instructnet.tasks import Stimulus
 from instructnet.training.con_thresholds import frontier, sweep
-from instructnet.training.run import load_model
 
-sys.stderr = open(snakemake.log[0], "w")
-torch.set_num_threads(snakemake.threads)
+device = start_job(snakemake)
 
 settings = snakemake.params.sweep
-device = "cuda" if torch.cuda.is_available() else "cpu"
 model, meta = load_model(snakemake.input[0], device)
 table = sweep(
     model,

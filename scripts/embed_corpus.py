@@ -4,7 +4,6 @@ import sys
 import time
 
 import pandas as pd
-import torch
 
 from instructnet.embeddings import (
     embed_corpus,
@@ -13,13 +12,12 @@ from instructnet.embeddings import (
     write_embeddings,
     write_layers,
 )
+from instructnet.job import start_job
 
-sys.stderr = open(snakemake.log[0], "w")
-torch.set_num_threads(snakemake.threads)
+device = start_job(snakemake)
 
 model = snakemake.params.model
 corpus = pd.read_parquet(snakemake.input[0])
-device = "cuda" if torch.cuda.is_available() else "cpu"
 start = time.perf_counter()
 loaded = None if model.kind == "bow" else load(model, device)
 pooled, layers = embed_corpus(model, corpus, snakemake.params.batch_size, device, loaded)

@@ -1,15 +1,11 @@
 """Rule embed_produced: re-embed the produced sentences with the corpus's LM pipeline."""
 
-import logging
-import sys
 
-import torch
 
+from instructnet.job import start_job
 from instructnet.production.run import embed_produced_job
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-torch.set_num_threads(snakemake.threads)
+DEVICE = start_job(snakemake)
 
 embed_produced_job(
     produced_path=snakemake.input.produced,

@@ -1,16 +1,12 @@
 """Rule evaluate: one test (heldout, swapped, combined, input_only, validation) of one model."""
 
-import logging
-import sys
 
-import torch
 
 from instructnet.evaluation.run import evaluate
+from instructnet.job import start_job
 from instructnet.tasks import Stimulus
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-torch.set_num_threads(snakemake.threads)
+DEVICE = start_job(snakemake)
 
 w = snakemake.wildcards
 table = evaluate(
@@ -23,7 +19,7 @@ table = evaluate(
     embeddings_path=snakemake.input.get("embeddings"),
     settings=snakemake.params.settings,
     seed=snakemake.params.seed,
-    device="cuda" if torch.cuda.is_available() else "cpu",
+    device=DEVICE,
     stimulus=Stimulus(**snakemake.params.stimulus),
 )
 table.to_parquet(snakemake.output[0], index=False)

@@ -3,8 +3,9 @@
 import sys
 
 from instructnet.instructions import load_corpus, vocabulary
+from instructnet.job import start_job
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job(snakemake, torch=False)
 
 corpus = load_corpus(snakemake.input[0])
 corpus.to_parquet(snakemake.output.corpus, index=False)

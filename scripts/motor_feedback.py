@@ -1,16 +1,12 @@
 """Rule motor_feedback: infer task vectors of the production tasks by motor feedback."""
 
-import logging
-import sys
 
-import torch
 
+from instructnet.job import start_job
 from instructnet.production.run import feedback_job
 from instructnet.tasks import Stimulus
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-torch.set_num_threads(snakemake.threads)
+DEVICE = start_job(snakemake)
 
 w = snakemake.wildcards
 feedback_job(
@@ -21,6 +17,6 @@ feedback_job(
     base_seed=snakemake.params.seed,
     holdout=w.holdout, model=w.model, seed=int(w.seed),
     out=snakemake.output.vectors, out_log=snakemake.output.log,
-    device="cuda" if torch.cuda.is_available() else "cpu",
+    device=DEVICE,
     stimulus=Stimulus(**snakemake.params.stimulus),
 )

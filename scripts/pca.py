@@ -1,10 +1,10 @@
 """Rule pca: principal components of RNN states and task embeddings (Figure 3a-d)."""
 
-import sys
 
 from instructnet.analysis.representations import PCA_TASKS, pca_table, read_representations
+from instructnet.job import start_job
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job(snakemake, torch=False)
 reps = {tuple(key): read_representations(path)
         for key, path in zip(snakemake.params.models, snakemake.input)}
 pca_table(reps, PCA_TASKS).to_parquet(snakemake.output[0], index=False)

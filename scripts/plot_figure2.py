@@ -1,13 +1,13 @@
 """Rule figure2: draw one Figure 2 panel from the tables."""
 
-import sys
 
 import pandas as pd
 
 from instructnet.analysis.stats import scored, zero_shot_table
 from instructnet.figures import fig2
+from instructnet.job import start_job
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job(snakemake, torch=False)
 
 name = snakemake.wildcards.figure
 # figures draw the strict (per-trial) scoring; the tables also hold the paper's rule

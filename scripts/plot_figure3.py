@@ -1,13 +1,13 @@
 """Rule figure3: draw one Figure 3 panel from the tables."""
 
-import sys
 
 import pandas as pd
 
 from instructnet.analysis.stats import scored
 from instructnet.figures import fig3
+from instructnet.job import start_job
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job(snakemake, torch=False)
 
 name = snakemake.wildcards.figure
 tables = [scored(pd.read_parquet(p)) for p in snakemake.input]  # strict scoring (zero-shot)

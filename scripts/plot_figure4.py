@@ -1,12 +1,12 @@
 """Rule figure4: draw one Figure 4 panel (or the task-variance heatmap) from the unit tables."""
 
-import sys
 
 import pandas as pd
 
 from instructnet.figures import fig4
+from instructnet.job import start_job
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job(snakemake, torch=False)
 
 name = snakemake.wildcards.figure
 stats = pd.read_parquet(snakemake.input.stats)

@@ -1,13 +1,13 @@
 """Rule figure5: draw one Figure 5 panel from the production tables."""
 
-import sys
 
 import pandas as pd
 
 from instructnet.analysis.stats import scored
 from instructnet.figures import fig5
+from instructnet.job import start_job
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job(snakemake, torch=False)
 
 name = snakemake.wildcards.figure
 tables = [scored(pd.read_parquet(p)) for p in snakemake.input]  # strict scoring

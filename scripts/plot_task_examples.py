@@ -1,11 +1,11 @@
 """Rule task_examples: one example trial per task family as heatmaps."""
 
-import sys
 
 from instructnet.figures.trials import task_examples
+from instructnet.job import start_job
 from instructnet.tasks import Stimulus, read_trials
 
-sys.stderr = open(snakemake.log[0], "w")
+start_job(snakemake, torch=False)
 
 task_examples([read_trials(p) for p in snakemake.input], snakemake.output[0],
               stimulus=Stimulus(**snakemake.params.stimulus))

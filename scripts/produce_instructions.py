@@ -1,16 +1,12 @@
 """Rule produce_instructions: decode and label instructions from the inferred vectors."""
 
-import logging
-import sys
 
-import torch
 
+from instructnet.job import start_job
 from instructnet.production.run import produce_job
 from instructnet.tasks import Stimulus
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-torch.set_num_threads(snakemake.threads)
+DEVICE = start_job(snakemake)
 
 w = snakemake.wildcards
 produce_job(

@@ -1,19 +1,16 @@
 """Rule representations: every layer's samples of one trained model (Parquet)."""
 
 import logging
-import sys
-
-import torch
 
 from instructnet.analysis.representations import model_representations, write_representations
-from instructnet.embeddings import read_embeddings
+from instructnet.embeddings import instruction_rows, read_embeddings
+from instructnet.job import start_job
+from instructnet.models.io import load_model
+from instructnet.seeding import seed_int
 from instructnet.tasks import Stimulus, read_pools
 from instructnet.tasks.holdouts import held_out, swapped_instruction_task
-from instructnet.training.run import instruction_rows, load_model, seed_int
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-torch.set_num_threads(snakemake.threads)
+DEVICE = start_job(snakemake)
 
 w = snakemake.wildcards
 model, meta = load_model(snakemake.input.model)

@@ -1,16 +1,12 @@
 """Rule production_decoder: train the Production-RNN of one instructing model."""
 
-import logging
-import sys
 
-import torch
 
+from instructnet.job import start_job
 from instructnet.production.run import decoder_job
 from instructnet.tasks import Stimulus
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-torch.set_num_threads(snakemake.threads)
+DEVICE = start_job(snakemake)
 
 w = snakemake.wildcards
 decoder_job(
@@ -21,6 +17,6 @@ decoder_job(
     base_seed=snakemake.params.seed,
     holdout=w.holdout, model=w.model, seed=int(w.seed),
     out_model=snakemake.output.decoder, out_log=snakemake.output.log,
-    device="cuda" if torch.cuda.is_available() else "cpu",
+    device=DEVICE,
     stimulus=Stimulus(**snakemake.params.stimulus),
 )

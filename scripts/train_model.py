@@ -1,17 +1,13 @@
 """Rule train: one (holdout, model, seed) training job."""
 
-import logging
-import sys
 
-import torch
 
+from instructnet.job import start_job
 from instructnet.tasks import Stimulus
 from instructnet.training import TrainConfig
 from instructnet.training.run import TuningConfig, train_job
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-torch.set_num_threads(snakemake.threads)
+DEVICE = start_job(snakemake)
 
 w = snakemake.wildcards
 tasks = snakemake.params.tasks
@@ -27,7 +23,7 @@ train_job(
     log_out=snakemake.output.log,
     embeddings_path=snakemake.input.get("embeddings"),
     hidden=snakemake.params.hidden,
-    device="cuda" if torch.cuda.is_available() else "cpu",
+    device=DEVICE,
     checkpoint=snakemake.params.checkpoint,
     language_model=snakemake.params.language_model,
     tuning=TuningConfig(**snakemake.params.tuning),

@@ -1,17 +1,13 @@
 """Rules train_packed / train_packed_models: several networks trained in one job."""
 
-import logging
-import sys
 
-import torch
 
+from instructnet.job import start_job
 from instructnet.tasks import Stimulus
 from instructnet.training import TrainConfig
 from instructnet.training.packed import PackMember, train_pack
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-torch.set_num_threads(snakemake.threads)
+DEVICE = start_job(snakemake)
 
 p = snakemake.params
 tasks = p.tasks
@@ -37,7 +33,7 @@ train_pack(
     base_seed=p.seed,
     embeddings_paths=embeddings,
     hidden=p.hidden,
-    device="cuda" if torch.cuda.is_available() else "cpu",
+    device=DEVICE,
     max_networks=p.max_networks,
     cuda_graphs=p.cuda_graphs,
     stimulus=Stimulus(**p.stimulus),

@@ -1,18 +1,15 @@
 """Rule units: single-unit statistics and task-variance clusters of one model (Figure 4)."""
 
-import logging
-import sys
 
-import torch
 
 from instructnet.analysis.units import unit_analyses
-from instructnet.embeddings import read_embeddings
+from instructnet.embeddings import instruction_rows, read_embeddings
+from instructnet.job import start_job
+from instructnet.models.io import load_model
+from instructnet.seeding import seed_int
 from instructnet.tasks import Stimulus, read_trials
-from instructnet.training.run import instruction_rows, load_model, seed_int
 
-sys.stderr = open(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-torch.set_num_threads(snakemake.threads)
+DEVICE = start_job(snakemake)
 
 w = snakemake.wildcards
 model, _ = load_model(snakemake.input.model)

@@ -162,7 +162,7 @@ class HostDataError(AssertionError):
     """An op that would move data between host and device on a GPU."""
 
 
-def no_host_data(cpu_only=("_grad_scale",)):
+def no_host_data(cpu_only=("grad_scale",)):
     """A context in which ops that bring host data into tensors or read tensor values
     back to the host raise :class:`HostDataError` — on a GPU each is a synchronising
     copy (``torch.tensor(...)``/``as_tensor(numpy)`` and ``t[i, j] = 5.0`` lift host
@@ -171,7 +171,7 @@ def no_host_data(cpu_only=("_grad_scale",)):
     checks the training step's host-sync freedom too. ``torch.optim``'s own
     bookkeeping is exempt: its step counters are host tensors on every device; so are
     the functions named in ``cpu_only``, which read values on CPU tensors only
-    (``gru._grad_scale`` returns 1 on other devices without reading anything)."""
+    (``gru.grad_scale`` returns 1 on other devices without reading anything)."""
     import traceback
 
     from torch.utils._python_dispatch import TorchDispatchMode

@@ -157,8 +157,8 @@ def test_representations_of_a_rule_model(pools, tmp_path):
     assert set(rnn) == set(TASKS) and rnn["Go"].shape == (4, 16)
     assert layer_arrays(df, "standard", "embedding")["Go"].shape == (1, 64)
     # the state at onset equals the full forward pass at that step
+    from instructnet.seeding import seed_int
     from instructnet.tasks.rendering import render
-    from instructnet.training.run import seed_int
 
     trials = pools["DM"][torch.arange(4)]
     gen = torch.Generator().manual_seed(seed_int(5, "representations", "standard", "DM"))

@@ -57,7 +57,12 @@ import pandas as pd
 import pytest
 import torch
 
-from instructnet.embeddings import language_models, read_embeddings, write_embeddings
+from instructnet.embeddings import (
+    instruction_rows,
+    language_models,
+    read_embeddings,
+    write_embeddings,
+)
 from instructnet.evaluation import EvalConfig, heldout_learning, protocols, zero_shot
 from instructnet.models import build_model, model_spec
 from instructnet.models.gru import ReluGRU, reference_forward
@@ -65,7 +70,7 @@ from instructnet.models.packed import PackedNetworks, packed_relu_gru, reference
 from instructnet.tasks import TASKS, TrialBatch, generate_pool, write_trials
 from instructnet.training import TrainConfig, Trainer, TrainingData
 from instructnet.training.packed import PackedTrainer, PackMember, train_pack
-from instructnet.training.run import instruction_rows, train_job
+from instructnet.training.run import train_job
 
 pytestmark = pytest.mark.cuda
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from instructnet.embeddings import language_models
+from instructnet.embeddings import instruction_rows, language_models
 from instructnet.evaluation import (
     EvalConfig,
     combined_task_vector,
@@ -17,6 +17,7 @@ from instructnet.evaluation import (
     zero_shot,
 )
 from instructnet.models import build_model, masked_mse, model_spec
+from instructnet.seeding import seed_int
 from instructnet.tasks import (
     TrialBatch,
     compositional_references,
@@ -26,7 +27,6 @@ from instructnet.tasks import (
     render,
 )
 from instructnet.tasks.constants import TASK_INDEX
-from instructnet.training.run import instruction_rows, seed_int
 
 LMS = language_models()
 HOLDOUT = "swap8"  # ConAntiDM, COMP1, MultiDur2, COMP1Mod2, Go

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from instructnet.embeddings import bag_of_words, embed_corpus, language_models
+from instructnet.embeddings import bag_of_words, embed_corpus, instruction_rows, language_models
 from instructnet.figures import fig5
 from instructnet.models import build_model, masked_mse, model_spec
 from instructnet.production import (
@@ -32,9 +32,8 @@ from instructnet.production import (
 from instructnet.production.decoder import DecoderData
 from instructnet.production.run import check_instructor, default_instructor
 from instructnet.tasks import TASKS, TrialBatch, generate_trials
+from instructnet.tasks.batches import draw_batch
 from instructnet.tasks.constants import TASK_INDEX
-from instructnet.training.loop import draw_batch
-from instructnet.training.run import instruction_rows
 
 LMS = language_models()
 SMALL_TASKS = ["DMMod1", "AntiDMMod1"]

@@ -18,10 +18,11 @@ from instructnet.models import (
     build_model,
     model_spec,
 )
+from instructnet.models.io import load_model
 from instructnet.tasks import TASKS, generate_pool, write_trials
 from instructnet.tasks.constants import TASK_INDEX
 from instructnet.training import TrainConfig, TrainingConfigError, TrainingDiverged
-from instructnet.training.run import load_model, train_job
+from instructnet.training.run import train_job
 
 LMS = language_models()
 TIMING = ["seconds", "trials_per_s"]
@@ -105,9 +106,9 @@ def test_zscore_encoder_is_a_linear_map_with_fixed_training_statistics():
 
 
 def test_zscore_statistics_survive_saving(tmp_path, pools):
-    from instructnet.embeddings import embed_corpus, write_embeddings
+    from instructnet.embeddings import embed_corpus, instruction_rows, write_embeddings
     from instructnet.instructions import load_corpus
-    from instructnet.training.run import instruction_rows, read_embeddings
+    from instructnet.training.run import read_embeddings
 
     corpus = load_corpus()
     pooled, _ = embed_corpus(BUILTIN_MODELS["bownet"], corpus)
@@ -481,19 +482,19 @@ def test_the_convention_changes_what_training_and_evaluation_see(tmp_path, pools
     every evaluation test: same seeds, other geometry, other tensors."""
     from instructnet.evaluation.run import evaluate
     from instructnet.tasks import PAPER, Stimulus
-    from instructnet.training import loop
+    from instructnet.tasks import batches as drawn
 
     reference = Stimulus("reference")
     cfg = TrainConfig(batch_size=8, batches_per_epoch=2, min_epochs=1, max_epochs=1)
     seen, models = {}, {}
     for stimulus in (PAPER, reference):
-        batches = _spy_render(monkeypatch, loop)
+        batches = _spy_render(monkeypatch, drawn)
         (tmp_path / stimulus.convention).mkdir()
         _, out = job(tmp_path / stimulus.convention, pools, ["Go", "DM"], cfg, stimulus=stimulus)
         assert {s for s, _, _ in batches} == {stimulus}
         models[stimulus] = out / "model.pt"
         assert load_model(models[stimulus])[1]["stimulus"] == stimulus.settings()
-        evaluated = _spy_render(monkeypatch, loop)
+        evaluated = _spy_render(monkeypatch, drawn)
         evaluate("heldout", models[stimulus], "test", None, ["AntiGo"], pools, None,
                  {"batches": 1, "batch_size": 8, "repeats": 1}, seed=0, stimulus=stimulus)
         assert {s for s, _, _ in evaluated} == {stimulus}

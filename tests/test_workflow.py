@@ -56,7 +56,7 @@ def test_workflow_embeds_the_corpus_once_per_model(run):
 
 
 def test_workflow_trains_each_model(run):
-    from instructnet.training.run import load_model
+    from instructnet.models.io import load_model
 
     for model in ("simplenet", "sbertnet_minilm"):
         folder = run / "results" / "models" / "swap9" / model / "seed0"
@@ -93,8 +93,8 @@ def test_workflow_evaluates_and_draws_figure_2(run):
 
 
 def test_workflow_produces_language_and_draws_figure_5(run):
+    from instructnet.models.io import load_model
     from instructnet.production import read_vectors
-    from instructnet.training.run import load_model
 
     tables = run / "results" / "tables"
     produced = pd.read_parquet(tables / "production_produced.parquet")
@@ -263,7 +263,7 @@ def test_reduced_task_set_builds_every_figure_it_supports(repo, reduced_run):
 
 
 def test_reduced_task_set_restricts_every_stage(repo, reduced_run):
-    from instructnet.training.run import load_model
+    from instructnet.models.io import load_model
 
     study = reduced_study(repo)
     res = reduced_run / "results"

@@ -81,7 +81,7 @@ def model_representations(
     ``seed`` seeds the input noise (one torch stream per task and variant).
     """
     from ..evaluation.protocols import is_instructed
-    from ..training.run import seed_int
+    from ..seeding import seed_int
 
     instructed = is_instructed(model)
     if instructed and sentences is None:

@@ -81,9 +81,9 @@ def run_task(model, frame: pd.DataFrame, sentences, task: str, n_trials: int, se
     trial table ``frame`` (and those rows), rendered with ``stimulus`` (default: the
     paper's geometry)."""
     from ..evaluation.protocols import is_instructed
+    from ..seeding import seed_int
     from ..tasks.rendering import TrialBatch, render
     from ..tasks.stimulus import PAPER
-    from ..training.run import seed_int
 
     frame = frame.iloc[:n_trials].reset_index(drop=True)
     trials = TrialBatch.from_frame(frame, stimulus=stimulus or PAPER)

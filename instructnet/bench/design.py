@@ -279,8 +279,7 @@ def _encoder_inputs(job: Job, cache_dir):
     """(spec, embeddings tensor or None, train-split rows of every task or None)."""
     import torch
 
-    from ..embeddings import read_embeddings
-    from ..training.run import instruction_rows
+    from ..embeddings import instruction_rows, read_embeddings
 
     spec = _spec(job.model)
     if not spec.instructed:
@@ -296,7 +295,7 @@ def _score(model, job: Job, cfg: DesignConfig, eval_pools, sentences, batches: i
     (zero-shot). The evaluation streams depend on (base seed, seed) only, so all models
     of a seed see the same trials and noise."""
     from ..evaluation.protocols import EvalConfig, zero_shot
-    from ..training.run import seed_int
+    from ..seeding import seed_int
 
     spec = _spec(job.model)
     rows = []
@@ -338,8 +337,8 @@ def run_job(job: Job, cfg: DesignConfig, cache_dir, device: str = "cpu",
     ``partial``: a Parquet file rewritten with the rows so far at every evaluation
     point (a killed job keeps its learning curve)."""
     from ..models.network import build_model
+    from ..seeding import seed_int
     from ..training.loop import TrainConfig, Trainer, TrainingData
-    from ..training.run import seed_int
 
     spec, embeddings, sentences = _encoder_inputs(job, cache_dir)
     train_pools = _pools(job.training, cfg, "train")
@@ -416,9 +415,9 @@ def run_packed(jobs: Sequence[Job], cfg: DesignConfig, cache_dir, device: str = 
     import torch
 
     from ..models.network import build_model
+    from ..seeding import seed_int
     from ..training.loop import TrainConfig, TrainingData
     from ..training.packed import PackedTrainer, PackMember, _Network
-    from ..training.run import seed_int
 
     device = torch.device(device)
     epochs = cfg.batches // cfg.batches_per_epoch

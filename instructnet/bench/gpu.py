@@ -179,13 +179,13 @@ def _networks(slots, seeds, tasks, config, device, pools, seed: int = 2024, hidd
     """PackedTrainer networks for model slots × seeds, as train_pack builds them but
     from in-memory pools (``slots``: model names; ``standin768*``: a random 768-d
     sentence table in place of a language model's)."""
-    from ..embeddings import bag_of_words, language_models
+    from ..embeddings import bag_of_words, instruction_rows, language_models
     from ..instructions import load_corpus
     from ..models.network import build_model
     from ..models.spec import ModelSpec, model_spec
+    from ..seeding import seed_int
     from ..training.loop import TrainingData
     from ..training.packed import PackMember, _Network
-    from ..training.run import instruction_rows, seed_int
 
     corpus = load_corpus()
     registry = language_models()
@@ -283,12 +283,12 @@ def training(cap_s: float = 150.0, threshold: float = 0.9, seeds=(0, 1, 2),
              device: str = "cuda", hidden: int = 256, batches_per_epoch: int = 500,
              max_epochs: int = 40) -> dict:
     """Train a small task set to criterion on CUDA (packed); zero-shot on held-out tasks."""
+    from ..embeddings import instruction_rows
     from ..evaluation.protocols import EvalConfig, zero_shot
     from ..instructions import load_corpus
     from ..tasks import FAMILY_OF, TASKS
     from ..training.loop import TrainConfig
     from ..training.packed import PackedTrainer
-    from ..training.run import instruction_rows
 
     study = [t for t in TASKS if FAMILY_OF[t] in ("Go", "DM") and not t.startswith("Con")]
     tasks = [t for t in study if t not in MINI_TASKS_HELD_OUT]

@@ -2,6 +2,7 @@
 
 from .cache import (
     EmbeddingCacheError,
+    instruction_rows,
     read_embeddings,
     read_layers,
     write_embeddings,
@@ -22,7 +23,7 @@ from .registry import (
 )
 
 __all__ = [
-    "EmbeddingCacheError", "read_embeddings", "read_layers", "write_embeddings",
+    "EmbeddingCacheError", "instruction_rows", "read_embeddings", "read_layers", "write_embeddings",
     "write_layers", "bag_of_words", "embed_corpus", "kept_layer_ids", "LanguageModelUnavailable", "load",
     "prefetch", "resolve_source", "last_token", "masked_mean", "pool", "BUILTIN_MODELS",
     "DEFAULT_MODEL", "KINDS", "PAPER_MODELS", "POOLINGS", "LanguageModel",

@@ -167,3 +167,14 @@ def _matrix(table: pa.Table, path) -> np.ndarray:
     values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     return values.reshape(len(column), dim)
 
+
+def instruction_rows(rows: pd.DataFrame, tasks: Sequence[str], split: str = "train"):
+    """Embedding-table row indices (torch long tensors) of each task's ``split``
+    sentences: what an instructed model draws its instructions from."""
+    import torch
+
+    out = {}
+    for task in tasks:
+        sel = np.flatnonzero((rows["task"] == task).to_numpy() & (rows["split"] == split).to_numpy())
+        out[task] = torch.as_tensor(sel, dtype=torch.long)
+    return out

@@ -37,11 +37,12 @@ from torch import nn
 
 from ..models.encoders import TASK_DIM, InstructionEncoder, TunedInstructionEncoder
 from ..models.network import SensorimotorModel, masked_mse
+from ..seeding import seed_int
+from ..tasks.batches import draw_batch
 from ..tasks.constants import TASK_INDEX, check_tasks, compositional_references
 from ..tasks.holdouts import held_out, swapped_instruction_task
 from ..tasks.rendering import SCORINGS, TrialBatch, correct_by_scoring
-from ..training.loop import TrainingDiverged, draw_batch
-from ..training.run import seed_int
+from ..training.loop import TrainingDiverged
 
 TRAIN_MODES = ("default", "input")
 

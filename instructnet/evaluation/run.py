@@ -8,12 +8,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..embeddings import read_embeddings
+from ..embeddings import instruction_rows, read_embeddings
+from ..models.io import load_model
 from ..models.spec import ModelSpec
+from ..seeding import seed_int
 from ..tasks import TASKS
 from ..tasks.rendering import read_pools
 from ..tasks.stimulus import PAPER, Stimulus
-from ..training.run import instruction_rows, load_model, seed_int
 from .protocols import (
     EvalConfig,
     combined_vectors,

@@ -80,7 +80,7 @@ class _BufferPool:
 
     A buffer is only handed out again after it was returned: the backward's scratch
     buffers at the end of the backward, the forward's buffers when the autograd node
-    that holds them is freed (see :class:`_Lease`). Buffers made under inference mode
+    that holds them is freed (see :class:`Lease`). Buffers made under inference mode
     are kept apart (they cannot be written outside it). Non-CPU devices have caching
     allocators of their own and bypass the pool.
     """
@@ -88,7 +88,7 @@ class _BufferPool:
     def __init__(self, per_key: int = 2):
         self.per_key = per_key
         self._free: dict[tuple, list[torch.Tensor]] = {}
-        self._lock = threading.RLock()  # RLock: a _Lease may be collected while held
+        self._lock = threading.RLock()  # RLock: a Lease may be collected while held
 
     def get(self, shape, dtype, device) -> torch.Tensor:
         if device.type == "cpu":
@@ -114,15 +114,15 @@ class _BufferPool:
             self._free.clear()
 
 
-_POOL = _BufferPool()
+BUFFER_POOL = _BufferPool()
 
 
 def clear_buffer_pool() -> None:
     """Release the recycled CPU work buffers (they are reallocated on demand)."""
-    _POOL.clear()
+    BUFFER_POOL.clear()
 
 
-class _Lease:
+class Lease:
     """Returns a buffer to the pool when its owner (an autograd ctx) is freed."""
 
     __slots__ = ("tensor",)
@@ -132,7 +132,7 @@ class _Lease:
 
     def __del__(self):
         try:
-            _POOL.put(self.tensor)
+            BUFFER_POOL.put(self.tensor)
         except Exception:  # interpreter shutdown
             pass
 
@@ -173,12 +173,12 @@ def _forward_core(x, const, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     torch.add(bias_ih[: 2 * H], bias_hh[: 2 * H], out=k[H:])
     if const is not None:  # projected once per trial, not per step
         k = torch.addmm(k, const, _perm_rows(weight_ih[:, I:], H).t())
-    s = _POOL.get((T, B, 4 * H), dt, dev)
+    s = BUFFER_POOL.get((T, B, 4 * H), dt, dev)
     # the input projections of all steps: one matmul
     x2d = x.transpose(0, 1).reshape(T * B, I)
     torch.mm(x2d, _perm_rows(weight_ih[:, :I], H).t(), out=s.view(T * B, 4 * H)[:, : 3 * H])
 
-    hbuf = _POOL.get((T + 1, B, H), dt, dev)
+    hbuf = BUFFER_POOL.get((T + 1, B, H), dt, dev)
     hbuf[0].copy_(h0)
     if _use_fused(x):  # the whole loop in C++, one pass over memory per step
         _fused.ops().forward(s, hbuf, k.contiguous(), weight_hh.t().contiguous(),
@@ -213,7 +213,7 @@ def _forward_core(x, const, h0, weight_ih, weight_hh, bias_ih, bias_hh):
 
 
 # --------------------------------------------------------------------------- backward
-def _grad_scale(grad_out: torch.Tensor) -> float:
+def grad_scale(grad_out: torch.Tensor) -> float:
     """A power of two that lifts the largest incoming gradient to ~2**62 (CPU only).
 
     The backward is linear in the incoming gradient, so scaling it by a power of two
@@ -238,7 +238,7 @@ def _backward_loop(grad_out, scale, s, hbuf, weight_hh, g, dh0):
     incoming gradient ``grad_out`` (B, T, H) multiplied by ``scale``."""
     T, B, H = hbuf.shape[0] - 1, hbuf.shape[1], hbuf.shape[2]
     dt, dev = g.dtype, g.device
-    go = _POOL.get((T, B, H), dt, dev)  # time-major, scaled
+    go = BUFFER_POOL.get((T, B, H), dt, dev)  # time-major, scaled
     torch.mul(grad_out.transpose(0, 1), scale, out=go)
     z = s[..., 2 * H : 3 * H]
 
@@ -250,9 +250,9 @@ def _backward_loop(grad_out, scale, s, hbuf, weight_hh, g, dh0):
     # c_hn = c_n r, c_r = c_hn (W_hn h + b_hn)(1 − r). They are computed for a block
     # of steps at a time, just before the loop below needs them (still in cache).
     Tc = min(T, BACKWARD_BLOCK)
-    coef_b = _POOL.get((Tc, B, 3 * H), dt, dev)
-    c_n_b = _POOL.get((Tc, B, H), dt, dev)
-    dh = _POOL.get((T, B, H), dt, dev)
+    coef_b = BUFFER_POOL.get((Tc, B, 3 * H), dt, dev)
+    c_n_b = BUFFER_POOL.get((Tc, B, H), dt, dev)
+    dh = BUFFER_POOL.get((T, B, H), dt, dev)
     dh[T - 1].copy_(go[T - 1])
     zs = z.unbind(0)
     gh = g[..., H:].unbind(0)
@@ -285,7 +285,7 @@ def _backward_loop(grad_out, scale, s, hbuf, weight_hh, g, dh0):
             nxt.addmm_(gh[t], weight_hh)
         torch.mul(dh[t0:t1], c_n, out=g[t0:t1, :, :H])  # dgi_n
     for buf in (dh, coef_b, c_n_b, go):
-        _POOL.put(buf)
+        BUFFER_POOL.put(buf)
 
 
 class ReluGRUFunction(torch.autograd.Function):
@@ -301,7 +301,7 @@ class ReluGRUFunction(torch.autograd.Function):
         hbuf, s, x2d = _forward_core(x, const, h0, weight_ih, weight_hh, bias_ih, bias_hh)
         ctx.save_for_backward(x2d, const, weight_ih, weight_hh)
         ctx.x_shape = x.shape
-        ctx.leases = (_Lease(hbuf), _Lease(s))  # internal; back to the pool with the graph
+        ctx.leases = (Lease(hbuf), Lease(s))  # internal; back to the pool with the graph
         return hbuf[1:].transpose(0, 1).contiguous()
 
     @staticmethod
@@ -314,11 +314,11 @@ class ReluGRUFunction(torch.autograd.Function):
         dt, dev = x2d.dtype, x2d.device
         need_x, need_c, need_h0, need_wih, need_whh, need_bih, need_bhh = ctx.needs_input_grad
 
-        # incoming gradient scaled by a power of two on CPU (see _grad_scale)
-        scale = _grad_scale(grad_out)
+        # incoming gradient scaled by a power of two on CPU (see grad_scale)
+        scale = grad_scale(grad_out)
         inv = 1.0 / scale
         # g[t]: the pre-activation gradients [dgi_n | dr | dz | dgh_n] of step t
-        g = _POOL.get((T, B, 4 * H), dt, dev)
+        g = BUFFER_POOL.get((T, B, 4 * H), dt, dev)
         dh0 = torch.empty(B, H, dtype=dt, device=dev)
         if _use_fused(grad_out):  # the whole loop in C++; dk = Σ_t g[t] on the way
             dk = torch.empty(B, 4 * H, dtype=dt, device=dev)
@@ -360,7 +360,7 @@ class ReluGRUFunction(torch.autograd.Function):
         if need_x:
             gx = torch.mm(g2[:, : 3 * H], _perm_rows(weight_ih[:, :I], H)).mul_(inv)
             grad_x = gx.view(T, B, I).transpose(0, 1).contiguous()
-        _POOL.put(g)
+        BUFFER_POOL.put(g)
         return grad_x, grad_c, grad_h0, grad_wih, grad_whh, grad_bih, grad_bhh
 
 
@@ -382,8 +382,8 @@ def relu_gru(x, const, h0, weight_ih, weight_hh, bias_ih, bias_hh) -> torch.Tens
         return ReluGRUFunction.apply(*args)
     hbuf, s, _ = _forward_core(*args)
     out = hbuf[1:].transpose(0, 1).contiguous()
-    _POOL.put(s)
-    _POOL.put(hbuf)
+    BUFFER_POOL.put(s)
+    BUFFER_POOL.put(hbuf)
     return out
 
 

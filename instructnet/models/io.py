@@ -1,4 +1,4 @@
-"""Reading the workflow's torch files (model.pt, checkpoint.pt, decoder.pt) safely.
+"""Saving and reading the workflow's torch files (model.pt, checkpoint.pt, decoder.pt).
 
 Every file is read with ``torch.load(weights_only=True)``: tensors and plain Python
 values only, so a file someone handed you cannot run code while it is read. A file that
@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
+
+from ..embeddings import LanguageModel
+from ..embeddings import load as load_language_model
+from .encoders import TunedInstructionEncoder
+from .network import SensorimotorModel, build_model
+from .spec import ModelSpec
 
 
 class ModelFileError(RuntimeError):
@@ -38,3 +45,36 @@ def load_file(path: str | Path, map_location="cpu", remedy: str | None = None) -
         raise ModelFileError(f"{path}: holds a {type(obj).__name__}, not the workflow's "
                              f"dict of weights and metadata; {remedy}")
     return obj
+
+
+def tuned_model(model: SensorimotorModel, language_model: LanguageModel, texts: list[str],
+                blocks: int, device="cpu") -> SensorimotorModel:
+    """Swap a cached-embedding encoder for the language model itself (same linear map)."""
+    tokenizer, network = load_language_model(language_model, device)
+    model.encoder = TunedInstructionEncoder(tokenizer, network, language_model.pooling, texts,
+                                            model.encoder, blocks)
+    return model.to(device)
+
+
+def save_model(model: SensorimotorModel, spec: ModelSpec, path: str | Path, **meta) -> None:
+    torch.save({"spec": asdict(spec), "hidden": model.rnn.hidden_size,
+                "state_dict": model.state_dict(), **meta}, path)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """A trained model and its metadata (spec, holdout, seed, training tasks, ...).
+
+    Tuned models reload their language model from its source (it must be available)."""
+    saved = load_file(path)  # weights_only: reading a model file runs no code
+    spec = ModelSpec(**saved["spec"])
+    state = saved["state_dict"]
+    if spec.tuned:
+        d = state["encoder.head.weight"].shape[1]
+        model = build_model(spec, seed=0, embeddings=torch.zeros(1, d), hidden=saved["hidden"])
+        model = tuned_model(model, LanguageModel(**saved["language_model"]), saved["texts"],
+                            saved["tuning"]["blocks"])
+    else:
+        embeddings = state.get("encoder.embeddings")
+        model = build_model(spec, seed=0, embeddings=embeddings, hidden=saved["hidden"])
+    model.load_state_dict(state)
+    return model.to(device), saved

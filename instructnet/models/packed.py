@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .gru import _POOL, H0_VALUE, _grad_scale, _Lease
+from .gru import BUFFER_POOL, H0_VALUE, Lease, grad_scale
 
 __all__ = [
     "H0_VALUE", "PackedNetworks", "PackedReluGRUFunction", "graph_packed", "packed_relu_gru",
@@ -55,7 +55,7 @@ def _forward(x, const, h0, w_ih, w_hh, b_ih, b_hh, pooled: bool):
     N, T, B, I = x.shape
     H = w_hh.shape[-1]
     dt, dev = x.dtype, x.device
-    get = _POOL.get if pooled else (lambda shape, dtype, device: torch.empty(shape, dtype=dtype, device=device))
+    get = BUFFER_POOL.get if pooled else (lambda shape, dtype, device: torch.empty(shape, dtype=dtype, device=device))
     w_perm = _gate_perm(w_ih, H).transpose(1, 2)  # (N, I + C, 3H), columns n, r, z
     # per-trial constant part of the gate pre-activations, columns n, r, z
     k = torch.cat((b_ih[:, 2 * H :], b_ih[:, : 2 * H] + b_hh[:, : 2 * H]), dim=1).unsqueeze(1)
@@ -103,7 +103,7 @@ class PackedReluGRUFunction(torch.autograd.Function):
     def forward(ctx, x, const, h0, w_ih, w_hh, b_ih, b_hh):
         hbuf, s = _forward(x, const, h0, w_ih, w_hh, b_ih, b_hh, pooled=True)
         ctx.save_for_backward(x, const, w_ih, w_hh)
-        ctx.leases = (_Lease(hbuf), _Lease(s))
+        ctx.leases = (Lease(hbuf), Lease(s))
         return hbuf[:, 1:]
 
     @staticmethod
@@ -116,21 +116,21 @@ class PackedReluGRUFunction(torch.autograd.Function):
         dt, dev = x.dtype, x.device
         need_x, need_c, need_h0, need_wih, need_whh, need_bih, need_bhh = ctx.needs_input_grad
 
-        scale = _grad_scale(grad_out)
+        scale = grad_scale(grad_out)
         inv = 1.0 / scale
-        go = _POOL.get((N, T, B, H), dt, dev)
+        go = BUFFER_POOL.get((N, T, B, H), dt, dev)
         torch.mul(grad_out, scale, out=go)
         z = s[..., 2 * H : 3 * H]
-        g = _POOL.get((N, T, B, 4 * H), dt, dev)  # [dgi_n | dr | dz | dgh_n] per step
+        g = BUFFER_POOL.get((N, T, B, 4 * H), dt, dev)  # [dgi_n | dr | dz | dgh_n] per step
 
         # Coefficients independent of the incoming gradient (see gru.py): with dh the
         # gradient of a step's output h', dgh = dh ⊙ [c_r | c_z | c_hn], dgi_n = dh ⊙ c_n,
         # dh_prev = dh ⊙ z + dgh W_hh; c_n = (1 − z) relu'(a), c_z = (h' − n)(1 − z),
         # c_hn = c_n r, c_r = c_hn (W_hn h + b_hn)(1 − r). Computed per block of steps.
         Tc = min(T, BACKWARD_BLOCK)
-        coef_b = _POOL.get((N, Tc, B, 3 * H), dt, dev)
-        c_n_b = _POOL.get((N, Tc, B, H), dt, dev)
-        dh = _POOL.get((N, T, B, H), dt, dev)
+        coef_b = BUFFER_POOL.get((N, Tc, B, 3 * H), dt, dev)
+        c_n_b = BUFFER_POOL.get((N, Tc, B, H), dt, dev)
+        dh = BUFFER_POOL.get((N, T, B, H), dt, dev)
         dh0 = torch.empty(N, B, H, dtype=dt, device=dev)
         dh[:, T - 1].copy_(go[:, T - 1])
         zs = z.unbind(1)
@@ -163,7 +163,7 @@ class PackedReluGRUFunction(torch.autograd.Function):
                 nxt.baddbmm_(gh[t], w_hh)
             torch.mul(dh[:, t0:t1], c_n, out=g[:, t0:t1, :, :H])  # dgi_n
         for buf in (dh, coef_b, c_n_b, go):
-            _POOL.put(buf)
+            BUFFER_POOL.put(buf)
 
         g2 = g.view(N, T * B, 4 * H)
         grad_x = grad_c = grad_h0 = grad_wih = grad_whh = grad_bih = grad_bhh = None
@@ -195,7 +195,7 @@ class PackedReluGRUFunction(torch.autograd.Function):
             grad_c = torch.bmm(dk[..., : 3 * H], w_perm[..., I:]).mul_(inv)
         if need_x:
             grad_x = torch.bmm(g2[..., : 3 * H], w_perm[..., :I]).mul_(inv).view(N, T, B, I)
-        _POOL.put(g)
+        BUFFER_POOL.put(g)
         return grad_x, grad_c, grad_h0, grad_wih, grad_whh, grad_bih, grad_bhh
 
 

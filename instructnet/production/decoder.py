@@ -30,8 +30,9 @@ from torch import nn
 from ..models.io import load_file
 from ..models.network import SensorimotorModel
 from ..tasks import TrialBatch
+from ..tasks.batches import draw_batch
 from ..tasks.constants import TASK_INDEX
-from ..training.loop import draw_batch, is_positive_int
+from ..training.loop import is_positive_int
 from .vocab import Vocabulary
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,9 @@ import torch
 from ..models.encoders import TASK_DIM
 from ..models.network import SensorimotorModel
 from ..tasks import TrialBatch, is_correct
+from ..tasks.batches import draw_batch
 from ..tasks.constants import check_tasks
-from ..training.loop import draw_batch, is_positive_int
+from ..training.loop import is_positive_int
 
 log = logging.getLogger(__name__)
 

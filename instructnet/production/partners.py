@@ -25,11 +25,11 @@ from scipy import stats
 from ..analysis.stats import welch
 from ..evaluation.protocols import is_instructed
 from ..models.network import SensorimotorModel
+from ..seeding import seed_int
 from ..tasks import TrialBatch
+from ..tasks.batches import draw_batch
 from ..tasks.constants import check_tasks
 from ..tasks.rendering import SCORINGS, correct_by_scoring
-from ..training.loop import draw_batch
-from ..training.run import seed_int
 
 SOURCES = ("instructions", "novel", "embedding")
 SETTINGS = {

@@ -29,8 +29,8 @@ from ..embeddings import LanguageModel, embed_corpus
 from ..instructions import normalise, vocabulary, words
 from ..models.network import SensorimotorModel
 from ..tasks import TASKS, TrialBatch
+from ..tasks.batches import draw_batch
 from ..tasks.constants import check_tasks
-from ..training.loop import draw_batch
 from .decoder import ProductionRNN
 from .vocab import Vocabulary
 

@@ -14,14 +14,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..embeddings import LanguageModel, read_embeddings
+from ..embeddings import LanguageModel, instruction_rows, read_embeddings
 from ..embeddings import load as load_language_model
 from ..evaluation.protocols import is_instructed
+from ..models.io import load_model
 from ..models.spec import ModelSpec, model_spec
+from ..seeding import seed_int
 from ..tasks import TrialBatch, held_out, read_trials
 from ..tasks.rendering import read_pools
 from ..tasks.stimulus import PAPER, Stimulus
-from ..training.run import instruction_rows, load_model, seed_int
 from .decoder import DecoderConfig, DecoderData, load_decoder, save_decoder, train_decoder
 from .feedback import FeedbackConfig, feedback_table, motor_feedback, vectors_of
 from .partners import partner_accuracy, setting_of

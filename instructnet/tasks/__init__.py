@@ -18,7 +18,7 @@ from .constants import (
     check_task,
     compositional_references,
 )
-from .generate import TrialCountError, derive_seed, generate_pool, generate_trials
+from .generate import TrialCountError, generate_pool, generate_trials
 from .holdouts import HOLDOUTS, UnknownHoldoutError, held_out, holdout_registry, training_tasks
 from .schema import TrialTableError, read_trials, write_trials
 from .stimulus import CONVENTIONS, PAPER, Stimulus
@@ -28,7 +28,7 @@ from .thresholds import ConThresholds, ThresholdTableError
 __all__ = [
     "CONDITIONAL_TASKS", "FAMILIES", "FAMILY_OF", "IMPERATIVE_TASKS", "N_INPUTS",
     "N_OUTPUTS", "N_STEPS", "STRUCTURE", "TASKS", "UnknownTaskError", "check_task",
-    "compositional_references", "TrialCountError", "derive_seed", "generate_pool",
+    "compositional_references", "TrialCountError", "generate_pool",
     "generate_trials", "HOLDOUTS", "UnknownHoldoutError", "held_out", "holdout_registry",
     "training_tasks", "Rendered", "TrialBatch", "is_correct", "render", "draw_noise", "TrialTableError",
     "read_trials", "write_trials", "ConThresholds", "ThresholdTableError", "Study",

@@ -19,12 +19,12 @@ Conventions shared by the generators (arrays of shape ``(n, 2, 2)`` are indexed
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from ..seeding import derive_seed
 from .constants import FAMILY_OF, N_STEPS, check_task
 from .schema import SLOTS, to_frame
 from .thresholds import ConThresholds
@@ -48,12 +48,6 @@ class TrialCountError(ValueError):
 def _check_count(n, what: str) -> None:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
         raise TrialCountError(f"number of {what} must be a positive integer, got {n!r}")
-
-
-def derive_seed(*parts: int | str) -> np.random.SeedSequence:
-    """A seed sequence derived from ints and names (stable across processes)."""
-    entropy = [p if isinstance(p, int) else zlib.crc32(p.encode()) for p in parts]
-    return np.random.SeedSequence(entropy)
 
 
 def _ms_steps(rng, n, lo_ms, hi_ms):

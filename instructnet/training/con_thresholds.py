@@ -16,9 +16,10 @@ import pandas as pd
 import torch
 
 from ..models.network import SensorimotorModel
+from ..seeding import derive_seed
 from ..tasks import TrialBatch, is_correct, render
 from ..tasks.constants import CON_PROBES, TASK_INDEX
-from ..tasks.generate import decision_probe_trials, derive_seed
+from ..tasks.generate import decision_probe_trials
 from ..tasks.stimulus import PAPER, Stimulus
 from ..tasks.thresholds import ConThresholds
 

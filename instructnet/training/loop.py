@@ -36,7 +36,8 @@ from tqdm import tqdm
 
 from ..models.io import load_file
 from ..models.network import SensorimotorModel, masked_mse
-from ..tasks import TrialBatch, is_correct, render
+from ..tasks import TrialBatch, is_correct
+from ..tasks.batches import draw_batch
 from ..tasks.constants import TASK_INDEX
 from ..tasks.rendering import SCORINGS
 from ..tasks.stimulus import PAPER
@@ -142,59 +143,6 @@ class TrainingData:
                 raise ValueError(f"no training instructions for tasks: {', '.join(missing)}")
 
 
-def sample_batch(
-    rng: np.random.Generator | None,
-    noise: torch.Generator,
-    pool: TrialBatch,
-    choices: torch.Tensor | None,
-    batch_size: int,
-    indices_only: bool = False,
-):
-    """The trials of one batch (indices into ``pool``, with replacement) and, for
-    instructed models, one instruction row per trial from ``choices``; see
-    :func:`draw_batch` for the two kinds of random streams. Returns (trials, rows or
-    None), or (the trials' indices into ``pool``, rows or None) if ``indices_only``."""
-    idx = _draw_indices(rng, noise, len(pool), batch_size, pool.device)
-    trials = idx if indices_only else pool[idx]
-    sentence_idx = None
-    if choices is not None:
-        sentence_idx = choices[_draw_indices(rng, noise, len(choices), batch_size, choices.device)]
-    return trials, sentence_idx
-
-
-def _draw_indices(rng, noise, n: int, size: int, device) -> torch.Tensor:
-    """``size`` uniform indices below ``n`` on ``device``: from ``noise`` where it lives
-    (device streams: nothing crosses to the host), or from the numpy ``rng``."""
-    if rng is None:
-        return torch.randint(0, n, (size,), generator=noise, device=device)
-    return torch.as_tensor(rng.integers(0, n, size), device=device)
-
-
-def draw_batch(
-    rng: np.random.Generator | None,
-    noise: torch.Generator,
-    pool: TrialBatch,
-    choices: torch.Tensor | None,
-    batch_size: int,
-):
-    """One batch of a task: trial indices from its pool (with replacement), then one
-    instruction row per trial from ``choices`` (instructed models), then rendering with
-    fresh noise. Returns (trials, sentence rows or None, rendered tensors).
-
-    Two kinds of random streams:
-
-    * **device** (``rng`` None; training): indices, instruction picks and input noise
-      all come from the torch generator ``noise``, which lives on the pool's device, so
-      a training step moves nothing between host and device;
-    * **portable** (``rng`` a numpy Generator; evaluation): indices and picks come from
-      ``rng`` and the noise from ``noise`` on *its* device; with a CPU generator the
-      batch is the same whichever device renders it (a GPU scores the trials a CPU
-      would).
-    """
-    trials, sentence_idx = sample_batch(rng, noise, pool, choices, batch_size)
-    return trials, sentence_idx, render(trials, noise=True, generator=noise)
-
-
 def check_finite(label: str, epoch: int, tasks: Sequence[str], losses: np.ndarray) -> None:
     """Raise :class:`TrainingDiverged` naming the first batch of an epoch (``epoch``
     finished epochs before it) whose loss is NaN or infinite."""
@@ -204,7 +152,7 @@ def check_finite(label: str, epoch: int, tasks: Sequence[str], losses: np.ndarra
                                f"{epoch + 1} on task {tasks[bad[0]]} (batch {bad[0] + 1})")
 
 
-def _task_schedule(rng: np.random.Generator, n_tasks: int, n_batches: int) -> np.ndarray:
+def task_schedule(rng: np.random.Generator, n_tasks: int, n_batches: int) -> np.ndarray:
     """Task index of every batch of an epoch: counts equal up to one (which tasks get
     the extra batch is random), order random."""
     base = np.tile(np.arange(n_tasks), n_batches // n_tasks)
@@ -240,7 +188,7 @@ def log_stop(label: str, epoch: int, reached: bool, config: TrainConfig) -> None
                     "(every training task >= %.0f%%)", label, epoch, 100 * config.threshold)
 
 
-def _save_atomic(obj, path: Path) -> None:
+def save_atomic(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
@@ -344,7 +292,7 @@ class Trainer:
     def run_epoch(self, progress: bool = True) -> pd.DataFrame:
         cfg = self.config
         tasks = list(self.data.tasks)
-        schedule = _task_schedule(self.rng, len(tasks), cfg.batches_per_epoch)
+        schedule = task_schedule(self.rng, len(tasks), cfg.batches_per_epoch)
         lr = self.optimizer.param_groups[0]["lr"]  # the sensorimotor parameters' rate
         # per-batch loss and accuracy stay on the device until the epoch ends
         losses = torch.empty(len(schedule), device=self.device)
@@ -408,7 +356,7 @@ class Trainer:
                 table["lr"].iloc[0], table["trials_per_s"].iloc[0],
             )
             if checkpoint is not None:
-                _save_atomic(self.state(), checkpoint)
+                save_atomic(self.state(), checkpoint)
             if self.done(table):
                 if final:
                     log_stop(self.label, self.epoch, self.reached_criterion, self.config)

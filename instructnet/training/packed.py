@@ -32,13 +32,15 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ..embeddings import read_embeddings
+from ..embeddings import instruction_rows, read_embeddings
 from ..models.encoders import TASK_DIM
-from ..models.io import load_file
+from ..models.io import load_file, save_model
 from ..models.network import SensorimotorModel, build_model
 from ..models.packed import PackedNetworks, graph_packed
 from ..models.spec import ModelSpec
+from ..seeding import seed_int
 from ..tasks import TrialBatch, is_correct, read_trials
+from ..tasks.batches import sample_batch
 from ..tasks.constants import N_INPUTS, N_OUTPUTS, N_RING, N_STEPS, TASK_INDEX
 from ..tasks.rendering import draw_noise, render
 from ..tasks.stimulus import PAPER, Stimulus
@@ -47,17 +49,15 @@ from .loop import (
     TrainConfig,
     TrainingConfigError,
     TrainingData,
-    _save_atomic,
-    _task_schedule,
     check_checkpoint,
     check_finite,
     checkpoint_settings,
     criterion_met,
     log_stop,
-    sample_batch,
+    save_atomic,
     stop_training,
+    task_schedule,
 )
-from .run import instruction_rows, save_model, seed_int
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class _Network:
 
     # -- an epoch ------------------------------------------------------------------------
     def begin_epoch(self) -> None:
-        self.schedule = _task_schedule(self.rng, len(self.tasks), self.config.batches_per_epoch)
+        self.schedule = task_schedule(self.rng, len(self.tasks), self.config.batches_per_epoch)
         self.epoch_lr = self.lr
 
     def draw(self, b: int, noise_out: torch.Tensor | None = None, indices_only: bool = False):
@@ -435,7 +435,7 @@ class PackedTrainer:
 
     def _checkpoint(self, n: _Network) -> None:
         if n.member.checkpoint is not None:
-            _save_atomic(n.state(), Path(n.member.checkpoint))
+            save_atomic(n.state(), Path(n.member.checkpoint))
 
     def _finish(self, i: int) -> None:
         n = self.networks[i]

@@ -14,32 +14,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..embeddings import LanguageModel, read_embeddings
-from ..embeddings import load as load_language_model
-from ..models.encoders import TunedInstructionEncoder
-from ..models.io import load_file
-from ..models.network import SensorimotorModel, build_model
+from ..embeddings import LanguageModel, instruction_rows, read_embeddings
+from ..models.io import save_model, tuned_model
+from ..models.network import build_model
 from ..models.spec import ModelSpec
-from ..tasks import derive_seed
+from ..seeding import seed_int
 from ..tasks.rendering import read_pools
 from ..tasks.stimulus import PAPER, Stimulus
 from .loop import TrainConfig, Trainer, TrainingConfigError, TrainingData, is_positive_int
 
 log = logging.getLogger(__name__)
-
-
-def seed_int(*parts) -> int:
-    """A 63-bit integer seed derived from names and numbers."""
-    return int(derive_seed(*parts).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
-def instruction_rows(rows: pd.DataFrame, tasks: Sequence[str], split: str = "train"):
-    """Embedding-table row indices of each task's ``split`` sentences."""
-    out = {}
-    for task in tasks:
-        sel = np.flatnonzero((rows["task"] == task).to_numpy() & (rows["split"] == split).to_numpy())
-        out[task] = torch.as_tensor(sel, dtype=torch.long)
-    return out
 
 
 @dataclass(frozen=True)
@@ -62,39 +46,6 @@ class TuningConfig:
         for name in ("lr", "lm_lr", "lm_lr_gpt"):
             if not getattr(self, name) > 0:
                 raise TrainingConfigError(f"tuning.{name} must be positive, got {getattr(self, name)!r}")
-
-
-def tuned_model(model: SensorimotorModel, language_model: LanguageModel, texts: list[str],
-                blocks: int, device="cpu") -> SensorimotorModel:
-    """Swap a cached-embedding encoder for the language model itself (same linear map)."""
-    tokenizer, network = load_language_model(language_model, device)
-    model.encoder = TunedInstructionEncoder(tokenizer, network, language_model.pooling, texts,
-                                            model.encoder, blocks)
-    return model.to(device)
-
-
-def save_model(model: SensorimotorModel, spec: ModelSpec, path: str | Path, **meta) -> None:
-    torch.save({"spec": asdict(spec), "hidden": model.rnn.hidden_size,
-                "state_dict": model.state_dict(), **meta}, path)
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """A trained model and its metadata (spec, holdout, seed, training tasks, ...).
-
-    Tuned models reload their language model from its source (it must be available)."""
-    saved = load_file(path)  # weights_only: reading a model file runs no code
-    spec = ModelSpec(**saved["spec"])
-    state = saved["state_dict"]
-    if spec.tuned:
-        d = state["encoder.head.weight"].shape[1]
-        model = build_model(spec, seed=0, embeddings=torch.zeros(1, d), hidden=saved["hidden"])
-        model = tuned_model(model, LanguageModel(**saved["language_model"]), saved["texts"],
-                            saved["tuning"]["blocks"])
-    else:
-        embeddings = state.get("encoder.embeddings")
-        model = build_model(spec, seed=0, embeddings=embeddings, hidden=saved["hidden"])
-    model.load_state_dict(state)
-    return model.to(device), saved
 
 
 def train_job(
