@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # check-config first: a YAML error in a --configfile gets its file, line and column
-# (Snakemake's own message names neither; README "When something is wrong")
+# (Snakemake's own message names neither; docs/running.md "When something is wrong")
 run: setup
 	$(BIN)/python -m instructnet check-config config/config.yaml
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml

@@ -1,6 +1,6 @@
-"""Every command line the README shows runs: each `snakemake …` (code blocks and inline
-code) as a dry run, each `python -m instructnet check-config …` as it is, from a copy of
-the repository's layout (links) as the working directory."""
+"""Every command line the README and docs/*.md show runs: each `snakemake …` (code
+blocks and inline code) as a dry run, each `python -m instructnet check-config …` as it
+is, from a copy of the repository's layout (links) as the working directory."""
 
 import re
 
@@ -70,7 +70,9 @@ def _dry(args):
 
 @pytest.fixture(scope="module")
 def readme(repo):
-    return (repo / "README.md").read_text()
+    # the README and the documentation it links to: every page's commands
+    pages = [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]
+    return "\n\n".join(p.read_text() for p in pages)
 
 
 @pytest.fixture(scope="module")
