@@ -40,14 +40,7 @@ include: "workflow/rules/production.smk"
 
 
 rule all:
+    """Every figure and table the config supports (instructnet.plan.Plan.all_targets)."""
     input:
-        trial_pools(),
-        "results/figures/task_examples.png",
-        "results/instructions/vocabulary.parquet",
-        embeddings(),
-        trained_models(),
-        evaluations(),
-        figure2_targets(),
-        analysis_targets(),
-        production_targets(),
+        PLAN.all_targets(),
     default_target: True

@@ -4,7 +4,7 @@
 rule corpus:
     """The instruction corpus as a table, plus its vocabulary."""
     input:
-        repo_path(config["instructions"]),
+        PLAN.instructions(),
     output:
         corpus="results/instructions/corpus.parquet",
         vocabulary="results/instructions/vocabulary.parquet",
@@ -24,13 +24,13 @@ rule embed:
         pooled="results/embeddings/{lm}.parquet",
         layers="results/embeddings/{lm}_layers.parquet",
     params:
-        model=lambda w: LANGUAGE_MODELS[w.lm],
+        model=lambda w: PLAN.language_models[w.lm],
         batch_size=config["embeddings"]["batch_size"],
     threads: 2
     resources:
-        gpu=lambda w: 0 if LANGUAGE_MODELS[w.lm].kind == "bow" else 1,
-        mem_mb=embed_mem_mb,
-        runtime=embed_runtime,
+        gpu=lambda w: 0 if PLAN.language_models[w.lm].kind == "bow" else 1,
+        mem_mb=lambda w, attempt: PLAN.embed_mem_mb(w.lm, attempt),
+        runtime=lambda w, attempt: PLAN.embed_runtime(w.lm, attempt),
     log:
         "logs/embeddings/{lm}.log",
     benchmark:
@@ -44,7 +44,7 @@ rule prefetch_models:
     machine with internet, e.g. a cluster login node: snakemake --cores 1 prefetch_models)."""
     localrule: True
     params:
-        models=[LANGUAGE_MODELS[name] for name in config["language_models"]],
+        models=[PLAN.language_models[name] for name in config["language_models"]],
     run:
         from instructnet.embeddings import prefetch
 

@@ -6,76 +6,31 @@
 #   validation  the trained tasks with their validation instructions (instructed models;
 #               multitask models, the paper's condition, score every task)
 
-EVAL = config["evaluation"]
-EVAL_TESTS = EVAL["tests"]
-
-
-def eval_tasks(holdout, test):
-    """Tasks a test scores (instructnet.tasks.study.Study.evaluation_tasks): the trained
-    tasks for validation, else the held-out tasks (combined: those with references among
-    the training tasks)."""
-    return STUDY.evaluation_tasks(holdout, test)
-
-
-def eval_applies(holdout, model, test):
-    """Whether a test makes sense for this holdout group and model."""
-    spec = MODEL_SPECS[model]
-    if test == "validation":
-        return spec.instructed
-    if not eval_tasks(holdout, test):
-        return False
-    return spec.instructed or test != "swapped"
-
-
-def eval_inputs(wildcards):
-    spec = MODEL_SPECS[wildcards.model]
-    inputs = {
-        "model": f"results/models/{wildcards.holdout}/{wildcards.model}/seed{wildcards.seed}/model.pt",
-        "pools": expand("results/trials/eval/{task}.parquet",
-                        task=eval_tasks(wildcards.holdout, wildcards.test)),
-    }
-    if spec.instructed:
-        inputs["embeddings"] = f"results/embeddings/{spec.lm}.parquet"
-    return inputs
+EVAL_TESTS = PLAN.tests
 
 
 rule evaluate:
     """Run one evaluation test of one trained model on the evaluation trial pools."""
     input:
-        unpack(eval_inputs),
+        unpack(lambda w: PLAN.eval_inputs(w.holdout, w.model, w.seed, w.test)),
     output:
         "results/eval/{holdout}/{model}/seed{seed}/{test}.parquet",
     wildcard_constraints:
         test="heldout|swapped|combined|input_only|validation",
     params:
         stimulus=STIMULUS,
-        tasks=lambda w: eval_tasks(w.holdout, w.test),
-        settings={k: v for k, v in EVAL.items() if k != "tests"},
-        custom=CUSTOM_HOLDOUTS,
+        tasks=lambda w: PLAN.eval_tasks(w.holdout, w.test),
+        settings=PLAN.eval_settings(),
+        custom=PLAN.custom_holdouts,
         seed=config["seed"],
     threads: 2
     resources:
         gpu=1,
-        mem_mb=job_mem_mb,
-        runtime=evaluate_runtime,
+        mem_mb=lambda w, attempt: PLAN.job_mem_mb(w.model, attempt),
+        runtime=lambda w, attempt: PLAN.runtime("evaluate", w.model, attempt),
     log:
         "logs/eval/{holdout}/{model}/seed{seed}/{test}.log",
     benchmark:
         "benchmarks/eval/{holdout}/{model}/seed{seed}/{test}.tsv"
     script:
         "../../scripts/evaluate.py"
-
-
-def eval_files(test, holdouts=None, models=None):
-    """Every evaluation file of ``test`` over the grid (only where the test applies)."""
-    return [
-        f"results/eval/{h}/{m}/seed{s}/{test}.parquet"
-        for h in (holdouts if holdouts is not None else config["holdouts"])
-        for m in (models if models is not None else MODELS)
-        for s in SEEDS
-        if eval_applies(h, m, test)
-    ]
-
-
-def evaluations():
-    return [f for test in EVAL_TESTS for f in eval_files(test)]

@@ -7,50 +7,30 @@
 #   partner_eval         partner models (other seeds) perform from them
 # then production_tables (stacked tables, confusion, Welch tests) and figure5.
 
-from instructnet.production.run import default_instructor
+from instructnet.plan import FIGURES5
 
-# checked with the rest of the config (instructnet.production.run.check_production_config)
+# instructnet.plan.Plan.production: None when the stage is off (no production section,
+# or enabled: false); checked with the rest of the config
+# (instructnet.production.run.check_production_config)
 PROD = config["production"]
-PRODUCTION = PROD["enabled"]  # no production section, or enabled: false: the stage is off
-if PRODUCTION:
-    PROD_MODEL = PROD["instructor"] or default_instructor(MODELS, LANGUAGE_MODELS)
-    PROD_LM = MODEL_SPECS[PROD_MODEL].lm
-    PROD_SEED = PROD["instructor_seed"]
-    PROD_HOLDOUTS = list(PROD["holdouts"])
-    PROD_TASKS = STUDY.production_tasks(PROD["tasks"])
-    PROD_EXAMPLE = STUDY.example_task(PROD["example_task"], PROD_TASKS)
-    PARTNERS = PROD["partners"]
-FIGURES5 = ["fig5d_examples", "fig5e_confusion", "fig5f_partners"]
+PRODUCTION = PLAN.production
+PROD_TASKS = PRODUCTION.tasks if PRODUCTION else []
 PROD_DIR = "results/production/{holdout}/{model}/seed{seed}"
-
-
-def _instructor(w):
-    return f"results/models/{w.holdout}/{w.model}/seed{w.seed}/model.pt"
-
-
-def partner_pairs():
-    """(instructor holdout, partner holdout) pairs evaluated: a partner trained on every
-    task hears every instructor; a partner with tasks held out hears the instructor
-    trained on every task and the instructor with the same tasks held out (double
-    holdout)."""
-    custom = CUSTOM_HOLDOUTS
-    return [(hi, hp) for hi in PROD_HOLDOUTS for hp in PARTNERS["holdouts"]
-            if hi == hp or not held_out(hi, custom) or not held_out(hp, custom)]
 
 
 rule production_decoder:
     """Train the Production-RNN on one instructing model's hidden states."""
     input:
-        model=_instructor,
-        embeddings=lambda w: f"results/embeddings/{MODEL_SPECS[w.model].lm}.parquet",
+        model=lambda w: f"{model_dir(w)}/model.pt",
+        embeddings=lambda w: f"results/embeddings/{PLAN.spec(w.model).lm}.parquet",
         pools=lambda w: expand("results/trials/train/{task}.parquet",
-                               task=training_tasks(w.holdout)),
+                               task=PLAN.training_tasks(w.holdout)),
     output:
         decoder=PROD_DIR + "/decoder.pt",
         log=PROD_DIR + "/decoder_log.parquet",
     params:
         stimulus=STIMULUS,
-        tasks=lambda w: training_tasks(w.holdout),
+        tasks=lambda w: PLAN.training_tasks(w.holdout),
         settings=lambda w: PROD["decoder"],
         seed=config["seed"],
     threads: 2
@@ -68,7 +48,7 @@ rule production_decoder:
 rule motor_feedback:
     """Infer task vectors of the production tasks with every model weight frozen."""
     input:
-        model=_instructor,
+        model=lambda w: f"{model_dir(w)}/model.pt",
         pools=lambda w: expand("results/trials/train/{task}.parquet", task=PROD_TASKS),
     output:
         vectors=PROD_DIR + "/feedback.parquet",
@@ -93,7 +73,7 @@ rule motor_feedback:
 rule produce_instructions:
     """Decode instructions from the states the inferred vectors drive; label them."""
     input:
-        model=_instructor,
+        model=lambda w: f"{model_dir(w)}/model.pt",
         decoder=PROD_DIR + "/decoder.pt",
         vectors=PROD_DIR + "/feedback.parquet",
         corpus="results/instructions/corpus.parquet",
@@ -105,7 +85,7 @@ rule produce_instructions:
         tasks=lambda w: PROD_TASKS,
         n=lambda w: PROD["produce"]["instructions"],
         seed=config["seed"],
-        custom=CUSTOM_HOLDOUTS,
+        custom=PLAN.custom_holdouts,
     threads: 1
     log:
         "logs/production/{holdout}/{model}/seed{seed}/produce.log",
@@ -123,7 +103,7 @@ rule embed_produced:
     output:
         PROD_DIR + "/produced_embedded.parquet",
     params:
-        language_model=lambda w: LANGUAGE_MODELS[MODEL_SPECS[w.model].lm],
+        language_model=lambda w: PLAN.language_models[PLAN.spec(w.model).lm],
         batch_size=config["embeddings"]["batch_size"],
     threads: 1
     log:
@@ -145,14 +125,14 @@ rule partner_eval:
     output:
         PROD_DIR + "/partners/{pholdout}/seed{pseed}.parquet",
     wildcard_constraints:
-        pholdout="|".join(HOLDOUT_NAMES),
+        pholdout="|".join(PLAN.holdout_names),
         pseed=r"\d+",
     params:
         stimulus=STIMULUS,
         tasks=lambda w: PROD_TASKS,
-        settings=lambda w: PARTNERS,
+        settings=lambda w: PRODUCTION.partners,
         seed=config["seed"],
-        custom=CUSTOM_HOLDOUTS,
+        custom=PLAN.custom_holdouts,
     threads: 1
     resources:
         gpu=1,
@@ -165,24 +145,12 @@ rule partner_eval:
         "../../scripts/partner_eval.py"
 
 
-def produced_files():
-    return expand(PROD_DIR + "/produced.parquet", holdout=PROD_HOLDOUTS, model=PROD_MODEL,
-                  seed=PROD_SEED)
-
-
-def partner_files():
-    return [
-        f"results/production/{hi}/{PROD_MODEL}/seed{PROD_SEED}/partners/{hp}/seed{ps}.parquet"
-        for hi, hp in partner_pairs() for ps in PARTNERS["seeds"]
-    ]
-
-
 rule production_tables:
     """Stacked produced sentences and partner results, fraction novel, confusion
     matrices, partner summaries and Welch tests."""
     input:
-        produced=lambda w: produced_files(),
-        partners=lambda w: partner_files(),
+        produced=lambda w: PLAN.produced_files(),
+        partners=lambda w: PLAN.partner_files(),
     output:
         produced="results/tables/production_produced.parquet",
         partners="results/tables/production_partners.parquet",
@@ -198,12 +166,7 @@ rule production_tables:
 rule figure5:
     """One Figure 5 panel, from the production tables alone."""
     input:
-        lambda w: {
-            "fig5d_examples": ["results/tables/production_produced.parquet"],
-            "fig5e_confusion": ["results/tables/production_produced.parquet"],
-            "fig5f_partners": ["results/tables/production_partners.parquet",
-                               "results/tables/production_welch.parquet"],
-        }[w.figure],
+        lambda w: PLAN.figure_inputs(w.figure),
     output:
         png=report("results/figures/{figure}.png", category="Figure 5",
                    caption="../report/fig5.rst"),
@@ -211,18 +174,10 @@ rule figure5:
     wildcard_constraints:
         figure="|".join(FIGURES5),
     params:
-        example_task=PROD_EXAMPLE if PRODUCTION else None,
+        example_task=PRODUCTION.example_task if PRODUCTION else None,
         tasks=STUDY.tasks,
     localrule: True
     log:
         "logs/figures/{figure}.log",
     script:
         "../../scripts/plot_figure5.py"
-
-
-def production_targets():
-    """Figure 5 panels and tables (nothing when the stage is off)."""
-    if not PRODUCTION:
-        return []
-    return [f"results/figures/{name}.png" for name in FIGURES5] + [
-        "results/tables/production_summary.parquet", "results/tables/production_novel.parquet"]

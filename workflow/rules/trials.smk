@@ -4,7 +4,7 @@
 rule trial_pool:
     """Draw the {pool} pool of {task}: one row of latents per trial (Parquet)."""
     input:
-        thresholds=con_thresholds,
+        thresholds=lambda w: PLAN.con_thresholds(w.task),
     output:
         "results/trials/{pool}/{task}.parquet",
     params:
@@ -23,11 +23,9 @@ rule trial_pool:
 rule task_examples:
     """One example trial per task family: inputs, targets and loss mask as heatmaps."""
     input:
-        expand(
-            "results/trials/eval/{task}.parquet",
-            # figures.task_examples, or the first study task of each family
-            task=STUDY.task_examples(config["figures"]["task_examples"]),
-        ),
+        # figures.task_examples, or the first study task of each family
+        expand("results/trials/eval/{task}.parquet",
+               task=STUDY.task_examples(config["figures"]["task_examples"])),
     output:
         report(
             "results/figures/task_examples.png",
@@ -58,8 +56,7 @@ rule con_thresholds:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=lambda w, attempt: JOB_MEM_MB["base"] * attempt,
-        runtime=lambda w, attempt: JOB_RUNTIME_MIN["con_thresholds"] * attempt,
+        **stage_resources("con_thresholds"),
     log:
         "logs/tasks/con_thresholds.log",
     script:
