@@ -34,9 +34,12 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest
 
-# static checks (CI runs them before the tests): ruff with the rule set in pyproject.toml
+# static checks (CI runs them before the tests): ruff with the rule set in
+# pyproject.toml, snakefmt's formatting of the rules, Snakemake's own linter
 lint: setup
 	$(BIN)/ruff check instructnet scripts tests
+	$(BIN)/snakefmt --check --line-length 100 Snakefile workflow/
+	$(BIN)/snakemake --lint
 
 # the HTML report of the last run: every figure with its caption (README)
 report: setup

@@ -41,6 +41,6 @@ include: "workflow/rules/production.smk"
 
 rule all:
     """Every figure and table the config supports (instructnet.plan.Plan.all_targets)."""
+    default_target: True
     input:
         PLAN.all_targets(),
-    default_target: True

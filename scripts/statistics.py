@@ -5,6 +5,9 @@ from pathlib import Path
 import pandas as pd
 
 from instructnet.analysis.tables import statistics
+from instructnet.job import start_job
+
+start_job(snakemake, torch=False)
 
 heldout = pd.read_parquet(snakemake.input.heldout)
 extra = {Path(p).stem: pd.read_parquet(p) for p in snakemake.input.extra}

@@ -23,21 +23,23 @@ rule representations:
         unpack(lambda w: PLAN.model_inputs(w.holdout, w.model, w.seed)),
     output:
         "results/representations/{holdout}/{model}/seed{seed}.parquet",
+    log:
+        "logs/representations/{holdout}/{model}/seed{seed}.log",
+    benchmark:
+        "benchmarks/representations/{holdout}/{model}/seed{seed}.tsv"
+    conda:
+        "../../envs/instructnet.yaml"
+    threads: 2
+    # CPU only (no gpu resource): forward passes of a few hundred trials per task, which
+    # take seconds on a CPU; a GPU would sit idle behind the Parquet writing.
+    resources:
+        **stage_resources("representations"),
     params:
         tasks=STUDY.tasks,
         trials=ANALYSIS["trials"],
         custom=PLAN.custom_holdouts,
         seed=config["seed"],
         stimulus=STIMULUS,
-    threads: 2
-    # CPU only (no gpu resource): forward passes of a few hundred trials per task, which
-    # take seconds on a CPU; a GPU would sit idle behind the Parquet writing.
-    resources:
-        **stage_resources("representations"),
-    log:
-        "logs/representations/{holdout}/{model}/seed{seed}.log",
-    benchmark:
-        "benchmarks/representations/{holdout}/{model}/seed{seed}.tsv"
     script:
         "../../scripts/representations.py"
 
@@ -50,15 +52,17 @@ rule ccgp_language:
         pooled="results/embeddings/{lm}.parquet",
     output:
         "results/ccgp/language/{lm}.parquet",
-    params:
-        C=ANALYSIS["svm_c"],
-        tasks=STUDY.tasks,
-        dichotomies=PLAN.dichotomies,
-    threads: 1
     log:
         "logs/ccgp/language/{lm}.log",
     benchmark:
         "benchmarks/ccgp/language/{lm}.tsv"
+    conda:
+        "../../envs/instructnet.yaml"
+    threads: 1
+    params:
+        C=ANALYSIS["svm_c"],
+        tasks=STUDY.tasks,
+        dichotomies=PLAN.dichotomies,
     script:
         "../../scripts/ccgp.py"
 
@@ -69,15 +73,17 @@ rule ccgp:
         unpack(lambda w: PLAN.ccgp_inputs(w.holdout, w.model, w.seed)),
     output:
         "results/ccgp/{holdout}/{model}/seed{seed}.parquet",
-    params:
-        C=ANALYSIS["svm_c"],
-        tasks=STUDY.tasks,
-        dichotomies=PLAN.dichotomies,
-    threads: 1
     log:
         "logs/ccgp/{holdout}/{model}/seed{seed}.log",
     benchmark:
         "benchmarks/ccgp/{holdout}/{model}/seed{seed}.tsv"
+    conda:
+        "../../envs/instructnet.yaml"
+    threads: 1
+    params:
+        C=ANALYSIS["svm_c"],
+        tasks=STUDY.tasks,
+        dichotomies=PLAN.dichotomies,
     script:
         "../../scripts/ccgp.py"
 
@@ -91,11 +97,13 @@ rule ccgp_tables:
         table="results/tables/ccgp.parquet",
         summary="results/tables/ccgp_summary.parquet",
         welch="results/tables/ccgp_welch.parquet",
-    params:
-        held=PLAN.held,
-    localrule: True
     log:
         "logs/tables/ccgp.log",
+    localrule: True
+    conda:
+        "../../envs/instructnet.yaml"
+    params:
+        held=PLAN.held,
     script:
         "../../scripts/ccgp_tables.py"
 
@@ -107,11 +115,13 @@ rule pca:
         lambda w: PLAN.pca_inputs(),
     output:
         "results/tables/pca.parquet",
-    params:
-        models=PLAN.pca_models(),
-    localrule: True
     log:
         "logs/tables/pca.log",
+    localrule: True
+    conda:
+        "../../envs/instructnet.yaml"
+    params:
+        models=PLAN.pca_models(),
     script:
         "../../scripts/pca.py"
 
@@ -125,6 +135,15 @@ rule units:
         stats="results/units/{holdout}/{model}/seed{seed}/unit_stats.parquet",
         curves="results/units/{holdout}/{model}/seed{seed}/unit_curves.parquet",
         variance="results/units/{holdout}/{model}/seed{seed}/task_variance.parquet",
+    log:
+        "logs/units/{holdout}/{model}/seed{seed}.log",
+    benchmark:
+        "benchmarks/units/{holdout}/{model}/seed{seed}.tsv"
+    conda:
+        "../../envs/instructnet.yaml"
+    threads: 2
+    resources:  # CPU only, like representations
+        **stage_resources("units"),
     params:
         tasks=STUDY.tasks,
         trials=UNITS["trials"],
@@ -132,13 +151,6 @@ rule units:
         max_clusters=UNITS["max_clusters"],
         seed=config["seed"],
         stimulus=STIMULUS,
-    threads: 2
-    resources:  # CPU only, like representations
-        **stage_resources("units"),
-    log:
-        "logs/units/{holdout}/{model}/seed{seed}.log",
-    benchmark:
-        "benchmarks/units/{holdout}/{model}/seed{seed}.tsv"
     script:
         "../../scripts/units.py"
 
@@ -148,16 +160,22 @@ rule figure3:
     input:
         lambda w: PLAN.figure_inputs(w.figure),
     output:
-        png=report("results/figures/{figure}.png", category="Figure 3",
-                   subcategory="{figure}", caption="../report/figure3.rst"),
+        png=report(
+            "results/figures/{figure}.png",
+            category="Figure 3",
+            subcategory="{figure}",
+            caption="../report/figure3.rst",
+        ),
         pdf="results/figures/{figure}.pdf",
-    wildcard_constraints:
-        figure="|".join(FIGURES3),
-    params:
-        held=PLAN.held.get(PCA_HOLDOUT, []),
-    localrule: True
     log:
         "logs/figures/{figure}.log",
+    wildcard_constraints:
+        figure="|".join(FIGURES3),
+    localrule: True
+    conda:
+        "../../envs/instructnet.yaml"
+    params:
+        held=PLAN.held.get(PCA_HOLDOUT, []),
     script:
         "../../scripts/plot_figure3.py"
 
@@ -167,16 +185,22 @@ rule figure4:
     input:
         unpack(lambda w: PLAN.figure4_inputs(w.figure)),
     output:
-        png=report("results/figures/{figure}.png", category="Figure 4",
-                   subcategory="{figure}", caption="../report/figure4.rst"),
+        png=report(
+            "results/figures/{figure}.png",
+            category="Figure 4",
+            subcategory="{figure}",
+            caption="../report/figure4.rst",
+        ),
         pdf="results/figures/{figure}.pdf",
+    log:
+        "logs/figures/{figure}.log",
     wildcard_constraints:
         figure="|".join(FIGURES4),
+    localrule: True
+    conda:
+        "../../envs/instructnet.yaml"
     params:
         model=PLAN.units_model,
         held=PLAN.held.get(UNITS["holdout"], []),
-    localrule: True
-    log:
-        "logs/figures/{figure}.log",
     script:
         "../../scripts/plot_figure4.py"

@@ -8,9 +8,11 @@ rule corpus:
     output:
         corpus="results/instructions/corpus.parquet",
         vocabulary="results/instructions/vocabulary.parquet",
-    localrule: True
     log:
         "logs/instructions/corpus.log",
+    localrule: True
+    conda:
+        "../../envs/instructnet.yaml"
     script:
         "../../scripts/make_corpus.py"
 
@@ -23,18 +25,20 @@ rule embed:
     output:
         pooled="results/embeddings/{lm}.parquet",
         layers="results/embeddings/{lm}_layers.parquet",
-    params:
-        model=lambda w: PLAN.language_models[w.lm],
-        batch_size=config["embeddings"]["batch_size"],
+    log:
+        "logs/embeddings/{lm}.log",
+    benchmark:
+        "benchmarks/embeddings/{lm}.tsv"
+    conda:
+        "../../envs/instructnet.yaml"
     threads: 2
     resources:
         gpu=lambda w: 0 if PLAN.language_models[w.lm].kind == "bow" else 1,
         mem_mb=lambda w, attempt: PLAN.embed_mem_mb(w.lm, attempt),
         runtime=lambda w, attempt: PLAN.embed_runtime(w.lm, attempt),
-    log:
-        "logs/embeddings/{lm}.log",
-    benchmark:
-        "benchmarks/embeddings/{lm}.tsv"
+    params:
+        model=lambda w: PLAN.language_models[w.lm],
+        batch_size=config["embeddings"]["batch_size"],
     script:
         "../../scripts/embed_corpus.py"
 
@@ -42,12 +46,12 @@ rule embed:
 rule prefetch_models:
     """Download the configured language models into the Hugging Face cache (run it on a
     machine with internet, e.g. a cluster login node: snakemake --cores 1 prefetch_models)."""
+    log:
+        "logs/embeddings/prefetch_models.log",
     localrule: True
+    conda:
+        "../../envs/instructnet.yaml"
     params:
         models=[PLAN.language_models[name] for name in config["language_models"]],
-    run:
-        from instructnet.embeddings import prefetch
-
-        for model in params.models:
-            print(f"prefetching {model.name} ({model.source or 'bag of words'})")
-            prefetch(model)
+    script:
+        "../../scripts/prefetch_models.py"

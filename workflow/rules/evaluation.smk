@@ -15,22 +15,24 @@ rule evaluate:
         unpack(lambda w: PLAN.eval_inputs(w.holdout, w.model, w.seed, w.test)),
     output:
         "results/eval/{holdout}/{model}/seed{seed}/{test}.parquet",
+    log:
+        "logs/eval/{holdout}/{model}/seed{seed}/{test}.log",
+    benchmark:
+        "benchmarks/eval/{holdout}/{model}/seed{seed}/{test}.tsv"
     wildcard_constraints:
         test="heldout|swapped|combined|input_only|validation",
+    conda:
+        "../../envs/instructnet.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=lambda w, attempt: PLAN.job_mem_mb(w.model, attempt),
+        runtime=lambda w, attempt: PLAN.runtime("evaluate", w.model, attempt),
     params:
         stimulus=STIMULUS,
         tasks=lambda w: PLAN.eval_tasks(w.holdout, w.test),
         settings=PLAN.eval_settings(),
         custom=PLAN.custom_holdouts,
         seed=config["seed"],
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=lambda w, attempt: PLAN.job_mem_mb(w.model, attempt),
-        runtime=lambda w, attempt: PLAN.runtime("evaluate", w.model, attempt),
-    log:
-        "logs/eval/{holdout}/{model}/seed{seed}/{test}.log",
-    benchmark:
-        "benchmarks/eval/{holdout}/{model}/seed{seed}/{test}.tsv"
     script:
         "../../scripts/evaluate.py"

@@ -15,7 +15,6 @@ from instructnet.plan import FIGURES5
 PROD = config["production"]
 PRODUCTION = PLAN.production
 PROD_TASKS = PRODUCTION.tasks if PRODUCTION else []
-PROD_DIR = "results/production/{holdout}/{model}/seed{seed}"
 
 
 rule production_decoder:
@@ -23,24 +22,27 @@ rule production_decoder:
     input:
         model=lambda w: f"{model_dir(w)}/model.pt",
         embeddings=lambda w: f"results/embeddings/{PLAN.spec(w.model).lm}.parquet",
-        pools=lambda w: expand("results/trials/train/{task}.parquet",
-                               task=PLAN.training_tasks(w.holdout)),
+        pools=lambda w: expand(
+            "results/trials/train/{task}.parquet", task=PLAN.training_tasks(w.holdout)
+        ),
     output:
-        decoder=PROD_DIR + "/decoder.pt",
-        log=PROD_DIR + "/decoder_log.parquet",
+        decoder="results/production/{holdout}/{model}/seed{seed}/decoder.pt",
+        log="results/production/{holdout}/{model}/seed{seed}/decoder_log.parquet",
+    log:
+        "logs/production/{holdout}/{model}/seed{seed}/decoder.log",
+    benchmark:
+        "benchmarks/production/{holdout}/{model}/seed{seed}/decoder.tsv"
+    conda:
+        "../../envs/instructnet.yaml"
+    threads: 2
+    resources:
+        **stage_resources("decoder"),
+        gpu=1,
     params:
         stimulus=STIMULUS,
         tasks=lambda w: PLAN.training_tasks(w.holdout),
         settings=lambda w: PROD["decoder"],
         seed=config["seed"],
-    threads: 2
-    resources:
-        gpu=1,
-        **stage_resources("decoder"),
-    log:
-        "logs/production/{holdout}/{model}/seed{seed}/decoder.log",
-    benchmark:
-        "benchmarks/production/{holdout}/{model}/seed{seed}/decoder.tsv"
     script:
         "../../scripts/train_decoder.py"
 
@@ -51,21 +53,23 @@ rule motor_feedback:
         model=lambda w: f"{model_dir(w)}/model.pt",
         pools=lambda w: expand("results/trials/train/{task}.parquet", task=PROD_TASKS),
     output:
-        vectors=PROD_DIR + "/feedback.parquet",
-        log=PROD_DIR + "/feedback_log.parquet",
+        vectors="results/production/{holdout}/{model}/seed{seed}/feedback.parquet",
+        log="results/production/{holdout}/{model}/seed{seed}/feedback_log.parquet",
+    log:
+        "logs/production/{holdout}/{model}/seed{seed}/feedback.log",
+    benchmark:
+        "benchmarks/production/{holdout}/{model}/seed{seed}/feedback.tsv"
+    conda:
+        "../../envs/instructnet.yaml"
+    threads: 2
+    resources:
+        **stage_resources("motor_feedback"),
+        gpu=1,
     params:
         stimulus=STIMULUS,
         tasks=lambda w: PROD_TASKS,
         settings=lambda w: PROD["feedback"],
         seed=config["seed"],
-    threads: 2
-    resources:
-        gpu=1,
-        **stage_resources("motor_feedback"),
-    log:
-        "logs/production/{holdout}/{model}/seed{seed}/feedback.log",
-    benchmark:
-        "benchmarks/production/{holdout}/{model}/seed{seed}/feedback.tsv"
     script:
         "../../scripts/motor_feedback.py"
 
@@ -74,23 +78,25 @@ rule produce_instructions:
     """Decode instructions from the states the inferred vectors drive; label them."""
     input:
         model=lambda w: f"{model_dir(w)}/model.pt",
-        decoder=PROD_DIR + "/decoder.pt",
-        vectors=PROD_DIR + "/feedback.parquet",
+        decoder="results/production/{holdout}/{model}/seed{seed}/decoder.pt",
+        vectors="results/production/{holdout}/{model}/seed{seed}/feedback.parquet",
         corpus="results/instructions/corpus.parquet",
         pools=lambda w: expand("results/trials/eval/{task}.parquet", task=PROD_TASKS),
     output:
-        PROD_DIR + "/produced.parquet",
+        "results/production/{holdout}/{model}/seed{seed}/produced.parquet",
+    log:
+        "logs/production/{holdout}/{model}/seed{seed}/produce.log",
+    benchmark:
+        "benchmarks/production/{holdout}/{model}/seed{seed}/produce.tsv"
+    conda:
+        "../../envs/instructnet.yaml"
+    threads: 1
     params:
         stimulus=STIMULUS,
         tasks=lambda w: PROD_TASKS,
         n=lambda w: PROD["produce"]["instructions"],
         seed=config["seed"],
         custom=PLAN.custom_holdouts,
-    threads: 1
-    log:
-        "logs/production/{holdout}/{model}/seed{seed}/produce.log",
-    benchmark:
-        "benchmarks/production/{holdout}/{model}/seed{seed}/produce.tsv"
     script:
         "../../scripts/produce_instructions.py"
 
@@ -98,18 +104,20 @@ rule produce_instructions:
 rule embed_produced:
     """Re-embed produced sentences with the same language-model pipeline as the corpus."""
     input:
-        produced=PROD_DIR + "/produced.parquet",
+        produced="results/production/{holdout}/{model}/seed{seed}/produced.parquet",
         corpus="results/instructions/corpus.parquet",
     output:
-        PROD_DIR + "/produced_embedded.parquet",
-    params:
-        language_model=lambda w: PLAN.language_models[PLAN.spec(w.model).lm],
-        batch_size=config["embeddings"]["batch_size"],
-    threads: 1
+        "results/production/{holdout}/{model}/seed{seed}/produced_embedded.parquet",
     log:
         "logs/production/{holdout}/{model}/seed{seed}/embed_produced.log",
     benchmark:
         "benchmarks/production/{holdout}/{model}/seed{seed}/embed_produced.tsv"
+    conda:
+        "../../envs/instructnet.yaml"
+    threads: 1
+    params:
+        language_model=lambda w: PLAN.language_models[PLAN.spec(w.model).lm],
+        batch_size=config["embeddings"]["batch_size"],
     script:
         "../../scripts/embed_produced.py"
 
@@ -119,28 +127,30 @@ rule partner_eval:
     instructions, the novel ones only, and the inferred vectors passed directly."""
     input:
         partner="results/models/{pholdout}/{model}/seed{pseed}/model.pt",
-        embedded=PROD_DIR + "/produced_embedded.parquet",
-        vectors=PROD_DIR + "/feedback.parquet",
+        embedded="results/production/{holdout}/{model}/seed{seed}/produced_embedded.parquet",
+        vectors="results/production/{holdout}/{model}/seed{seed}/feedback.parquet",
         pools=lambda w: expand("results/trials/eval/{task}.parquet", task=PROD_TASKS),
     output:
-        PROD_DIR + "/partners/{pholdout}/seed{pseed}.parquet",
+        "results/production/{holdout}/{model}/seed{seed}/partners/{pholdout}/seed{pseed}.parquet",
+    log:
+        "logs/production/{holdout}/{model}/seed{seed}/partners/{pholdout}/seed{pseed}.log",
+    benchmark:
+        "benchmarks/production/{holdout}/{model}/seed{seed}/partners/{pholdout}/seed{pseed}.tsv"
     wildcard_constraints:
         pholdout="|".join(PLAN.holdout_names),
         pseed=r"\d+",
+    conda:
+        "../../envs/instructnet.yaml"
+    threads: 1
+    resources:
+        **stage_resources("partner_eval"),
+        gpu=1,
     params:
         stimulus=STIMULUS,
         tasks=lambda w: PROD_TASKS,
         settings=lambda w: PRODUCTION.partners,
         seed=config["seed"],
         custom=PLAN.custom_holdouts,
-    threads: 1
-    resources:
-        gpu=1,
-        **stage_resources("partner_eval"),
-    log:
-        "logs/production/{holdout}/{model}/seed{seed}/partners/{pholdout}/seed{pseed}.log",
-    benchmark:
-        "benchmarks/production/{holdout}/{model}/seed{seed}/partners/{pholdout}/seed{pseed}.tsv"
     script:
         "../../scripts/partner_eval.py"
 
@@ -158,7 +168,11 @@ rule production_tables:
         confusion="results/tables/production_confusion.parquet",
         summary="results/tables/production_summary.parquet",
         welch="results/tables/production_welch.parquet",
+    log:
+        "logs/tables/production.log",
     localrule: True
+    conda:
+        "../../envs/instructnet.yaml"
     script:
         "../../scripts/production_tables.py"
 
@@ -168,16 +182,19 @@ rule figure5:
     input:
         lambda w: PLAN.figure_inputs(w.figure),
     output:
-        png=report("results/figures/{figure}.png", category="Figure 5",
-                   caption="../report/fig5.rst"),
+        png=report(
+            "results/figures/{figure}.png", category="Figure 5", caption="../report/fig5.rst"
+        ),
         pdf="results/figures/{figure}.pdf",
+    log:
+        "logs/figures/{figure}.log",
     wildcard_constraints:
         figure="|".join(FIGURES5),
+    localrule: True
+    conda:
+        "../../envs/instructnet.yaml"
     params:
         example_task=PRODUCTION.example_task if PRODUCTION else None,
         tasks=STUDY.tasks,
-    localrule: True
-    log:
-        "logs/figures/{figure}.log",
     script:
         "../../scripts/plot_figure5.py"

@@ -9,9 +9,13 @@ rule collect:
         lambda w: PLAN.collected(w.name),
     output:
         "results/tables/{name}.parquet",
+    log:
+        "logs/tables/{name}.log",
     wildcard_constraints:
         name="|".join(TABLES),
     localrule: True
+    conda:
+        "../../envs/instructnet.yaml"
     script:
         "../../scripts/collect_tables.py"
 
@@ -31,10 +35,14 @@ rule statistics:
         clause_null="results/tables/clause_null.parquet",
         clause_tests="results/tables/clause_tests.parquet",
         fidelity="results/tables/fidelity.parquet",
+    log:
+        "logs/tables/statistics.log",
+    localrule: True
+    conda:
+        "../../envs/instructnet.yaml"
     params:
         config_name=CONFIG_NAME,
         seed=config["seed"],
-    localrule: True
     script:
         "../../scripts/statistics.py"
 
@@ -46,12 +54,14 @@ rule fidelity:
         unpack(lambda w: PLAN.fidelity_inputs()),
     output:
         "results/tables/fidelity.md",
+    log:
+        "logs/tables/fidelity.log",
+    localrule: True
+    conda:
+        "../../envs/instructnet.yaml"
     params:
         config_name=CONFIG_NAME,
         stimulus=STIMULUS,
-    localrule: True
-    log:
-        "logs/tables/fidelity.log",
     script:
         "../../scripts/fidelity.py"
 
@@ -61,13 +71,16 @@ rule figure2:
     input:
         lambda w: PLAN.figure_inputs(w.figure),
     output:
-        png=report("results/figures/{figure}.png", category="Figure 2",
-                   caption="../report/figure2.rst"),
+        png=report(
+            "results/figures/{figure}.png", category="Figure 2", caption="../report/figure2.rst"
+        ),
         pdf="results/figures/{figure}.pdf",
+    log:
+        "logs/figures/{figure}.log",
     wildcard_constraints:
         figure="|".join(FIGURES2),
     localrule: True
-    log:
-        "logs/figures/{figure}.log",
+    conda:
+        "../../envs/instructnet.yaml"
     script:
         "../../scripts/plot_figure2.py"

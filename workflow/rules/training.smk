@@ -9,6 +9,19 @@ rule train:
     output:
         model="results/models/{holdout}/{model}/seed{seed}/model.pt",
         log="results/models/{holdout}/{model}/seed{seed}/train_log.parquet",
+    log:
+        "logs/models/{holdout}/{model}/seed{seed}.log",
+    benchmark:
+        "benchmarks/models/{holdout}/{model}/seed{seed}.tsv"
+    conda:
+        "../../envs/instructnet.yaml"
+    # one thread: two 1-thread jobs train ~1.3x more batches per second than one 2-thread
+    # job on 2 cores (bench train-step, batch 32: 86 ms at 1 thread, 56 ms at 2)
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=lambda w, attempt: PLAN.job_mem_mb(w.model, attempt),
+        runtime=lambda w, attempt: PLAN.runtime("train", w.model, attempt),
     params:
         stimulus=STIMULUS,
         spec=lambda w: PLAN.spec(w.model),
@@ -19,17 +32,6 @@ rule train:
         checkpoint="results/models/{holdout}/{model}/seed{seed}/checkpoint.pt",
         language_model=lambda w: PLAN.language_models.get(PLAN.spec(w.model).lm),
         tuning=config["tuning"],
-    # one thread: two 1-thread jobs train ~1.3x more batches per second than one 2-thread
-    # job on 2 cores (bench train-step, batch 32: 86 ms at 1 thread, 56 ms at 2)
-    threads: 1
-    resources:
-        gpu=1,
-        mem_mb=lambda w, attempt: PLAN.job_mem_mb(w.model, attempt),
-        runtime=lambda w, attempt: PLAN.runtime("train", w.model, attempt),
-    log:
-        "logs/models/{holdout}/{model}/seed{seed}.log",
-    benchmark:
-        "benchmarks/models/{holdout}/{model}/seed{seed}.tsv"
     script:
         "../../scripts/train_model.py"
 
@@ -45,8 +47,12 @@ rule train:
 PACKING = PLAN.packing
 PACKED_MODELS = PLAN.packed_models
 PACK_CONSTRAINTS = PLAN.pack_constraints()
-PACKED_COMMON = dict(hidden=config["training"]["hidden"], seed=config["seed"],
-                     max_networks=PACKING["max_networks"], cuda_graphs=PACKING["cuda_graphs"])
+PACKED_COMMON = dict(
+    hidden=config["training"]["hidden"],
+    seed=config["seed"],
+    max_networks=PACKING["max_networks"],
+    cuda_graphs=PACKING["cuda_graphs"],
+)
 
 
 if PACKING["by"] == "seeds" and PACKED_MODELS:
@@ -57,21 +63,25 @@ if PACKING["by"] == "seeds" and PACKED_MODELS:
             unpack(lambda w: PLAN.packed_inputs(w.holdout, [w.model])),
         output:
             model=expand("results/models/{{holdout}}/{{model}}/seed{seed}/model.pt", seed=SEEDS),
-            log=expand("results/models/{{holdout}}/{{model}}/seed{seed}/train_log.parquet", seed=SEEDS),
-        wildcard_constraints:
-            **PACK_CONSTRAINTS,
-        params:
-            stimulus=STIMULUS,
-            **PLAN.packed_params(lambda w: [w.model]),
-            **PACKED_COMMON,
-        threads: 2
-        resources:
-            gpu=1,
-            **stage_resources("train"),
+            log=expand(
+                "results/models/{{holdout}}/{{model}}/seed{seed}/train_log.parquet", seed=SEEDS
+            ),
         log:
             "logs/models/{holdout}/{model}/packed.log",
         benchmark:
             "benchmarks/models/{holdout}/{model}/packed.tsv"
+        wildcard_constraints:
+            **PACK_CONSTRAINTS,
+        conda:
+            "../../envs/instructnet.yaml"
+        threads: 2
+        resources:
+            **stage_resources("train"),
+            gpu=1,
+        params:
+            **PLAN.packed_params(lambda w: [w.model]),
+            **PACKED_COMMON,
+            stimulus=STIMULUS,
         script:
             "../../scripts/train_packed.py"
 
@@ -84,24 +94,32 @@ elif PACKING["by"] == "models" and PACKED_MODELS:
         input:
             unpack(lambda w: PLAN.packed_inputs(w.holdout, PACKED_MODELS)),
         output:
-            model=expand("results/models/{{holdout}}/{model}/seed{seed}/model.pt",
-                         model=PACKED_MODELS, seed=SEEDS),
-            log=expand("results/models/{{holdout}}/{model}/seed{seed}/train_log.parquet",
-                       model=PACKED_MODELS, seed=SEEDS),
-        wildcard_constraints:
-            holdout=PACK_CONSTRAINTS["holdout"],
-        params:
-            stimulus=STIMULUS,
-            **PLAN.packed_params(lambda w: PACKED_MODELS),
-            **PACKED_COMMON,
-        threads: 2
-        resources:
-            gpu=1,
-            **stage_resources("train"),
+            model=expand(
+                "results/models/{{holdout}}/{model}/seed{seed}/model.pt",
+                model=PACKED_MODELS,
+                seed=SEEDS,
+            ),
+            log=expand(
+                "results/models/{{holdout}}/{model}/seed{seed}/train_log.parquet",
+                model=PACKED_MODELS,
+                seed=SEEDS,
+            ),
         log:
             "logs/models/{holdout}/packed.log",
         benchmark:
             "benchmarks/models/{holdout}/packed.tsv"
+        wildcard_constraints:
+            holdout=PACK_CONSTRAINTS["holdout"],
+        conda:
+            "../../envs/instructnet.yaml"
+        threads: 2
+        resources:
+            **stage_resources("train"),
+            gpu=1,
+        params:
+            **PLAN.packed_params(lambda w: PACKED_MODELS),
+            **PACKED_COMMON,
+            stimulus=STIMULUS,
         script:
             "../../scripts/train_packed.py"
 

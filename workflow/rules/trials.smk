@@ -7,15 +7,17 @@ rule trial_pool:
         thresholds=lambda w: PLAN.con_thresholds(w.task),
     output:
         "results/trials/{pool}/{task}.parquet",
-    params:
-        n=lambda w: config["trials"]["pools"][w.pool],
-        seed=config["seed"],
-    # ~0.15 s per paper-sized pool: on a cluster, queueing a job would cost far more
-    localrule: True
     log:
         "logs/trials/{pool}/{task}.log",
     benchmark:
         "benchmarks/trials/{pool}/{task}.tsv"
+    # ~0.15 s per paper-sized pool: on a cluster, queueing a job would cost far more
+    localrule: True
+    conda:
+        "../../envs/instructnet.yaml"
+    params:
+        n=lambda w: config["trials"]["pools"][w.pool],
+        seed=config["seed"],
     script:
         "../../scripts/make_trial_pool.py"
 
@@ -24,19 +26,23 @@ rule task_examples:
     """One example trial per task family: inputs, targets and loss mask as heatmaps."""
     input:
         # figures.task_examples, or the first study task of each family
-        expand("results/trials/eval/{task}.parquet",
-               task=STUDY.task_examples(config["figures"]["task_examples"])),
+        expand(
+            "results/trials/eval/{task}.parquet",
+            task=STUDY.task_examples(config["figures"]["task_examples"]),
+        ),
     output:
         report(
             "results/figures/task_examples.png",
             category="Tasks",
             caption="../report/task_examples.rst",
         ),
-    params:
-        stimulus=STIMULUS,
-    localrule: True
     log:
         "logs/figures/task_examples.log",
+    localrule: True
+    conda:
+        "../../envs/instructnet.yaml"
+    params:
+        stimulus=STIMULUS,
     script:
         "../../scripts/plot_task_examples.py"
 
@@ -49,15 +55,17 @@ rule con_thresholds:
     output:
         table="results/tasks/con_thresholds.parquet",
         sweep="results/tasks/con_sweep.parquet",
+    log:
+        "logs/tasks/con_thresholds.log",
+    conda:
+        "../../envs/instructnet.yaml"
+    threads: 2
+    resources:
+        **stage_resources("con_thresholds"),
+        gpu=1,
     params:
         stimulus=STIMULUS,
         sweep=config["trials"]["con_sweep"],
         seed=config["seed"],
-    threads: 2
-    resources:
-        gpu=1,
-        **stage_resources("con_thresholds"),
-    log:
-        "logs/tasks/con_thresholds.log",
     script:
         "../../scripts/con_thresholds.py"
