@@ -301,3 +301,44 @@ def test_one_welch_test_serves_every_table():
     ref = sps.ttest_ind(a[:3], b, equal_var=False)
     assert (t, p) == pytest.approx((ref.statistic, ref.pvalue)) and t > 0
     assert all(np.isnan(stats.welch([0.9, np.nan], b)))  # one value left: no test
+
+
+def _drawn(monkeypatch, draw):
+    """The matplotlib figure a figure function saves (captured before it is closed)."""
+    figures = []
+    real = fig2._save
+
+    def keep(fig, out):
+        figures.append(fig)
+        return real(fig, out)
+
+    monkeypatch.setattr(fig2, "_save", keep)
+    draw()
+    assert len(figures) == 1
+    return figures[0]
+
+
+def test_figure2a_draws_each_models_curve_from_the_table(heldout, tmp_path, monkeypatch):
+    """The lines of Figure 2a are the learning-curve table's means, one per model, in the
+    plotting order, labelled with the seed count; the shaded band is ±1 SD."""
+    fig = _drawn(monkeypatch, lambda: fig2.fig2a_learning_curves(heldout, tmp_path / "a.png"))
+    curves = stats.learning_curves(heldout)
+    lines = fig.axes[0].get_lines()
+    models = stats.order_models(curves["model"])
+    assert [line.get_label() for line in lines] == [
+        f"{stats.display_name(m)} (n={len(SEEDS)})" for m in models]
+    for line, m in zip(lines, models):
+        c = curves[curves["model"] == m]
+        np.testing.assert_allclose(line.get_xdata(), c["batch"])
+        np.testing.assert_allclose(line.get_ydata(), c["mean"])
+    band = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
+    first = curves[curves["model"] == models[0]]
+    assert band.max() == pytest.approx((first["mean"] + first["sd"]).max())
+
+
+def test_figure2b_draws_one_point_per_model_and_task(zero_shot, tmp_path, monkeypatch):
+    fig = _drawn(monkeypatch, lambda: fig2.fig2b_distribution(zero_shot, tmp_path / "b.png"))
+    points = np.concatenate([c.get_offsets()[:, 0] for c in fig.axes[0].collections
+                             if len(c.get_offsets())])
+    tasks = zero_shot.groupby(["model", "task"])["accuracy"].mean()
+    np.testing.assert_allclose(np.sort(points), np.sort(tasks.to_numpy()))
