@@ -5,7 +5,7 @@
 from instructnet.job import start_job
 from instructnet.production.run import embed_produced_job
 
-DEVICE = start_job(snakemake)
+start_job(snakemake)  # threads; computes on the CPU (the rule requests no GPU)
 
 embed_produced_job(
     produced_path=snakemake.input.produced,

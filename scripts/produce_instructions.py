@@ -6,7 +6,7 @@ from instructnet.job import start_job
 from instructnet.production.run import produce_job
 from instructnet.tasks import Stimulus
 
-DEVICE = start_job(snakemake)
+start_job(snakemake)  # threads; computes on the CPU (the rule requests no GPU)
 
 w = snakemake.wildcards
 produce_job(

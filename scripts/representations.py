@@ -10,7 +10,7 @@ from instructnet.seeding import seed_int
 from instructnet.tasks import Stimulus, read_pools
 from instructnet.tasks.holdouts import held_out, swapped_instruction_task
 
-DEVICE = start_job(snakemake)
+start_job(snakemake)  # threads; computes on the CPU (the rule requests no GPU)
 
 w = snakemake.wildcards
 model, meta = load_model(snakemake.input.model)

@@ -9,7 +9,7 @@ from instructnet.models.io import load_model
 from instructnet.seeding import seed_int
 from instructnet.tasks import Stimulus, read_trials
 
-DEVICE = start_job(snakemake)
+start_job(snakemake)  # threads; computes on the CPU (the rule requests no GPU)
 
 w = snakemake.wildcards
 model, _ = load_model(snakemake.input.model)

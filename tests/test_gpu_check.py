@@ -45,7 +45,12 @@ def test_rules_that_request_a_gpu_use_one_and_only_those():
     rules = _rules()
     assert {"train", "evaluate", "representations", "units"} <= {r for r, _, _ in rules}
     for rule, gpu, script in rules:
-        uses_cuda = "torch.cuda.is_available()" in script.read_text()
+        text = script.read_text()
+        # a script computes where instructnet.job.start_job says (CUDA when visible) if
+        # it keeps the device start_job returns and passes it on
+        kept = re.search(r"^(\w+) = start_job\(snakemake\)", text, re.M)
+        uses_cuda = "torch.cuda.is_available()" in text or bool(
+            kept and re.search(rf"\b{kept.group(1)}\b", text[kept.end():]))
         assert gpu == uses_cuda, (
             f"rule {rule}: requests a GPU: {gpu}, but its script {script.name} "
             f"{'selects' if uses_cuda else 'never selects'} CUDA")
