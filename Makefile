@@ -37,6 +37,7 @@ test: setup
 # static checks (CI runs them before the tests): ruff with the rule set in
 # pyproject.toml, snakefmt's formatting of the rules, Snakemake's own linter
 lint: setup
+	$(BIN)/python -m pip install --quiet $(PIP_EXTRA) -e ".[lint]"
 	$(BIN)/ruff check instructnet scripts tests
 	$(BIN)/snakefmt --check --line-length 100 Snakefile workflow/
 	$(BIN)/snakemake --lint
