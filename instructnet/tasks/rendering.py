@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from .constants import CON_TASKS, N_INPUTS, N_OUTPUTS, N_RING, N_STEPS
-from .schema import SLOTS, validate_trials
+from .schema import SLOTS, read_trials, validate_trials
 from .stimulus import DEFAULT_TUNING, PAPER, Stimulus
 
 TWO_PI = 2 * math.pi
@@ -147,8 +147,6 @@ class Rendered:
 
 def read_pools(paths, stimulus: Stimulus, device: str | torch.device = "cpu") -> dict[str, TrialBatch]:
     """{task: TrialBatch} of trial tables ``{task: path}``, rendered with ``stimulus``."""
-    from .schema import read_trials
-
     return {t: TrialBatch.from_frame(read_trials(p), device, stimulus) for t, p in paths.items()}
 
 
