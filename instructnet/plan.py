@@ -77,6 +77,11 @@ JOB_RUNTIME_MIN = {"train": 480, "train_tuned": 720, "train_tuned_large": 1440,
                    "motor_feedback": 720, "partner_eval": 60}
 
 
+# Snakemake priority of language production's jobs and of its instructing model's
+# training (Plan.train_priority); every other job has 0.
+PRODUCTION_PRIORITY = 1
+
+
 def _model_dir(holdout, model, seed) -> str:
     return f"results/models/{holdout}/{model}/seed{seed}"
 
@@ -166,6 +171,22 @@ class Plan:
     def train_inputs(self, holdout: str, model: str) -> dict:
         pools = [f"results/trials/train/{t}.parquet" for t in self.training_tasks(holdout)]
         return {"pools": pools, **self.embedding_input(model)}
+
+    def train_priority(self, model: str) -> int:
+        """Scheduling priority of a train job on a fixed number of cores (Snakemake's
+        `priority`; cluster runs submit everything at once and ignore it). Language
+        production's chain (decoder, motor feedback, produce, re-embed, partners,
+        tables, Figure 5) runs one job after another from the instructing model's
+        networks, so that model trains first and its chain, at the same priority, fills
+        cores beside the other models' training instead of running alone after it."""
+        prod = self.production
+        return PRODUCTION_PRIORITY if prod is not None and model == prod.model else 0
+
+    def embed_priority(self, lm: str) -> int:
+        """The instructing model's language model is embedded first, so that its
+        training is ready to start as soon as the trial pools are (train_priority)."""
+        prod = self.production
+        return PRODUCTION_PRIORITY if prod is not None and lm == prod.lm else 0
 
     def trained_models(self) -> list[str]:
         """model.pt of every configured holdout × model × seed."""

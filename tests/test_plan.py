@@ -7,7 +7,14 @@ import pytest
 import yaml
 
 from instructnet.config import check_config
-from instructnet.plan import FIGURES4, FIGURES5, JOB_MEM_MB, JOB_RUNTIME_MIN, Plan
+from instructnet.plan import (
+    FIGURES4,
+    FIGURES5,
+    JOB_MEM_MB,
+    JOB_RUNTIME_MIN,
+    PRODUCTION_PRIORITY,
+    Plan,
+)
 from instructnet.tasks import held_out
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,6 +122,17 @@ def test_production_pairs_and_switch(test_plan):
     off = plan_of(change=lambda c: c["production"].update(enabled=False))
     assert off.production is None and off.production_targets() == []
     assert "partners" not in off.fidelity_inputs()
+    # on fixed cores the instructing model (and its LM) go first; nothing else does
+    high = PRODUCTION_PRIORITY
+    assert high > 0
+    assert [test_plan.train_priority(m) for m in ("sbertnet_minilm", "simplenet")] == [high, 0]
+    assert [test_plan.embed_priority(lm) for lm in ("sbertnet_minilm", "bownet")] == [high, 0]
+    assert off.train_priority("sbertnet_minilm") == off.embed_priority("sbertnet_minilm") == 0
+
+
+def test_production_rules_share_the_instructing_models_priority():
+    rules = (REPO / "workflow" / "rules" / "production.smk").read_text()
+    assert rules.count("\nrule ") == rules.count("    priority: PRODUCTION_PRIORITY\n") == 7
 
 
 def test_resources_grow_with_the_language_model_and_each_retry(test_plan):

@@ -29,6 +29,7 @@ rule embed:
         "logs/embeddings/{lm}.log",
     benchmark:
         "benchmarks/embeddings/{lm}.tsv"
+    priority: lambda w: PLAN.embed_priority(w.lm)
     conda:
         "../../envs/instructnet.yaml"
     threads: 2

@@ -7,7 +7,7 @@
 #   partner_eval         partner models (other seeds) perform from them
 # then production_tables (stacked tables, confusion, Welch tests) and figure5.
 
-from instructnet.plan import FIGURES5
+from instructnet.plan import FIGURES5, PRODUCTION_PRIORITY
 
 # instructnet.plan.Plan.production: None when the stage is off (no production section,
 # or enabled: false); checked with the rest of the config
@@ -32,6 +32,7 @@ rule production_decoder:
         "logs/production/{holdout}/{model}/seed{seed}/decoder.log",
     benchmark:
         "benchmarks/production/{holdout}/{model}/seed{seed}/decoder.tsv"
+    priority: PRODUCTION_PRIORITY
     conda:
         "../../envs/instructnet.yaml"
     threads: 2
@@ -59,6 +60,7 @@ rule motor_feedback:
         "logs/production/{holdout}/{model}/seed{seed}/feedback.log",
     benchmark:
         "benchmarks/production/{holdout}/{model}/seed{seed}/feedback.tsv"
+    priority: PRODUCTION_PRIORITY
     conda:
         "../../envs/instructnet.yaml"
     threads: 2
@@ -88,6 +90,7 @@ rule produce_instructions:
         "logs/production/{holdout}/{model}/seed{seed}/produce.log",
     benchmark:
         "benchmarks/production/{holdout}/{model}/seed{seed}/produce.tsv"
+    priority: PRODUCTION_PRIORITY
     conda:
         "../../envs/instructnet.yaml"
     threads: 1
@@ -112,6 +115,7 @@ rule embed_produced:
         "logs/production/{holdout}/{model}/seed{seed}/embed_produced.log",
     benchmark:
         "benchmarks/production/{holdout}/{model}/seed{seed}/embed_produced.tsv"
+    priority: PRODUCTION_PRIORITY
     conda:
         "../../envs/instructnet.yaml"
     threads: 1
@@ -139,6 +143,7 @@ rule partner_eval:
     wildcard_constraints:
         pholdout="|".join(PLAN.holdout_names),
         pseed=r"\d+",
+    priority: PRODUCTION_PRIORITY
     conda:
         "../../envs/instructnet.yaml"
     threads: 1
@@ -170,6 +175,7 @@ rule production_tables:
         welch="results/tables/production_welch.parquet",
     log:
         "logs/tables/production.log",
+    priority: PRODUCTION_PRIORITY
     localrule: True
     conda:
         "../../envs/instructnet.yaml"
@@ -190,6 +196,7 @@ rule figure5:
         "logs/figures/{figure}.log",
     wildcard_constraints:
         figure="|".join(FIGURES5),
+    priority: PRODUCTION_PRIORITY
     localrule: True
     conda:
         "../../envs/instructnet.yaml"

@@ -13,6 +13,8 @@ rule train:
         "logs/models/{holdout}/{model}/seed{seed}.log",
     benchmark:
         "benchmarks/models/{holdout}/{model}/seed{seed}.tsv"
+    # on a fixed number of cores the instructing model trains first (Plan.train_priority)
+    priority: lambda w: PLAN.train_priority(w.model)
     conda:
         "../../envs/instructnet.yaml"
     # one thread: two 1-thread jobs train ~1.3x more batches per second than one 2-thread
