@@ -180,13 +180,19 @@ class Plan:
         networks, so that model trains first and its chain, at the same priority, fills
         cores beside the other models' training instead of running alone after it."""
         prod = self.production
-        return PRODUCTION_PRIORITY if prod is not None and model == prod.model else 0
+        return self.first_priority if prod is not None and model == prod.model else 0
 
     def embed_priority(self, lm: str) -> int:
-        """The instructing model's language model is embedded first, so that its
-        training is ready to start as soon as the trial pools are (train_priority)."""
+        """The corpus and the instructing model's language model come first, so that
+        its training is ready to start as soon as the trial pools are (train_priority)."""
         prod = self.production
-        return PRODUCTION_PRIORITY if prod is not None and lm == prod.lm else 0
+        return self.first_priority if prod is not None and lm == prod.lm else 0
+
+    @property
+    def first_priority(self) -> int:
+        """Priority of what the instructing model waits for (the corpus; 0 when
+        production is off)."""
+        return PRODUCTION_PRIORITY if self.production is not None else 0
 
     def trained_models(self) -> list[str]:
         """model.pt of every configured holdout × model × seed."""

@@ -127,7 +127,9 @@ def test_production_pairs_and_switch(test_plan):
     assert high > 0
     assert [test_plan.train_priority(m) for m in ("sbertnet_minilm", "simplenet")] == [high, 0]
     assert [test_plan.embed_priority(lm) for lm in ("sbertnet_minilm", "bownet")] == [high, 0]
+    assert test_plan.first_priority == high
     assert off.train_priority("sbertnet_minilm") == off.embed_priority("sbertnet_minilm") == 0
+    assert off.first_priority == 0
 
 
 def test_production_rules_share_the_instructing_models_priority():

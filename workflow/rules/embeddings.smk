@@ -10,6 +10,7 @@ rule corpus:
         vocabulary="results/instructions/vocabulary.parquet",
     log:
         "logs/instructions/corpus.log",
+    priority: PLAN.first_priority
     localrule: True
     conda:
         "../../envs/instructnet.yaml"
@@ -32,7 +33,9 @@ rule embed:
     priority: lambda w: PLAN.embed_priority(w.lm)
     conda:
         "../../envs/instructnet.yaml"
-    threads: 2
+    # one thread: on fixed cores a 2-thread job waits until both are free, and the
+    # instructing model's training waits for its embeddings (Plan.embed_priority)
+    threads: 1
     resources:
         gpu=lambda w: 0 if PLAN.language_models[w.lm].kind == "bow" else 1,
         mem_mb=lambda w, attempt: PLAN.embed_mem_mb(w.lm, attempt),
