@@ -51,6 +51,42 @@ def test_packed_gru_matches_plain_autograd(with_const):
         assert torch.allclose(packed_relu_gru(*args), ref, atol=1e-12)
 
 
+def test_one_backward_through_time_serves_single_and_packed_networks(monkeypatch):
+    """gru.backward_through_time is the pure-torch backward of both recurrences: a
+    network alone and as the only member of a pack get the same gradients from it."""
+    from instructnet.models import gru, packed
+
+    monkeypatch.setattr(gru, "_use_fused", lambda t: False)  # the pure-torch path
+    layouts, real = [], gru.backward_through_time
+
+    def spy(go, *rest):
+        layouts.append(go.dim())
+        return real(go, *rest)
+
+    monkeypatch.setattr(packed, "backward_through_time", spy)
+    gen = torch.Generator().manual_seed(3)
+    T, B, I, C, H = 40, 5, 7, 4, 6  # T above the backward's block of 32 steps
+    kw = dict(dtype=torch.float64)
+    x, const = torch.randn(B, T, I, generator=gen, **kw), torch.randn(B, C, generator=gen, **kw)
+    h0 = torch.rand(B, H, generator=gen, **kw)
+    weights = [0.4 * torch.randn(3 * H, I + C, generator=gen, **kw),
+               0.4 * torch.randn(3 * H, H, generator=gen, **kw),
+               torch.randn(3 * H, generator=gen, **kw), torch.randn(3 * H, generator=gen, **kw)]
+    weight = torch.randn(B, T, H, generator=gen, **kw)
+    single = [t.clone().requires_grad_() for t in (x, const, h0, *weights)]
+    monkeypatch.setattr(gru, "backward_through_time", spy)
+    out = gru.relu_gru(*single)
+    g_single = torch.autograd.grad((out * weight).sum(), single)
+    stacked = [t.unsqueeze(0).clone().requires_grad_()
+               for t in (x.transpose(0, 1), const, h0, *weights)]
+    out_p = packed.packed_relu_gru(*stacked)
+    g_packed = torch.autograd.grad((out_p * weight.transpose(0, 1).unsqueeze(0)).sum(), stacked)
+    assert layouts == [3, 4]  # time-major (T, B, H), then (N, T, B, H)
+    torch.testing.assert_close(g_packed[0][0].transpose(0, 1), g_single[0], rtol=1e-10, atol=1e-12)
+    for a, b in zip(g_packed[1:], g_single[1:]):
+        torch.testing.assert_close(a[0], b, rtol=1e-10, atol=1e-12)
+
+
 def test_stacked_networks_are_independent():
     """Network n of a pack computes what its model computes alone."""
     models = [build_model(model_spec("simplenet", LMS), s, hidden=12) for s in range(3)]

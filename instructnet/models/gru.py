@@ -36,7 +36,10 @@ The loops over time steps have two implementations with the same buffers and res
   (``add_``, ``addmm_``, ``sigmoid``, ``addcmul_``, ``relu_``, ``lerp``, a denormal
   flush); the backward computes the coefficients that do not depend on the incoming
   gradient for blocks of steps at once and runs three ops per step (one broadcast
-  ``mul`` for the three gate gradients, ``addcmul``, ``addmm_``).
+  ``mul`` for the three gate gradients, ``addcmul``, ``addmm_``). These loops,
+  :func:`forward_through_time` and :func:`backward_through_time`, are also those of
+  packed networks (:mod:`instructnet.models.packed`), where the same ops carry a
+  leading network axis and the recurrent matmuls are ``baddbmm_``.
 
 The two agree to rounding (float64: ~1e-15; float32: ~1e-6 relative; the fused
 sigmoid's float32 ``exp`` is a ~1-ulp polynomial), not bit for bit.
@@ -65,7 +68,8 @@ from torch import nn
 from . import _fused
 
 __all__ = [
-    "H0_VALUE", "ReluGRU", "ReluGRUFunction", "clear_buffer_pool", "reference_forward", "relu_gru",
+    "H0_VALUE", "ReluGRU", "ReluGRUFunction", "backward_through_time", "clear_buffer_pool",
+    "forward_through_time", "reference_forward", "relu_gru",
 ]
 
 H0_VALUE = 0.1  # initial hidden state of every unit (METHODS §5)
@@ -186,22 +190,40 @@ def _forward_core(x, const, h0, weight_ih, weight_hh, bias_ih, bias_hh):
         return hbuf, s, x2d
 
     s[..., 3 * H :].copy_(bias_hh[2 * H :].expand(T, B, H))
-    flush = dev.type == "cpu"
-    tiny = torch.finfo(dt).tiny
-    whh_t = weight_hh.t()
+    forward_through_time(s, hbuf, weight_hh.t(), k)
+    return hbuf, s, x2d
+
+
+def forward_through_time(s, hbuf, whh_t, k=None) -> None:
+    """The pure-torch forward loop of one network or of N packed ones.
+
+    One network: ``s`` (T, B, 4H) holds the input side of the gate slab
+    ``[n | r | z | W_hn h + b_hn]`` (``k``, the per-trial constant part, (B, 3H) or
+    (3H,), is added per step when given); ``hbuf`` (T + 1, B, H) holds h0 and gets
+    every step's state; ``whh_t`` (H, 3H). N packed networks: a leading network axis
+    on every tensor, ``whh_t`` (N, H, 3H), and a batched recurrent matmul."""
+    packed = whh_t.dim() == 3
+    ta = 1 if packed else 0  # time axis
+    H = hbuf.shape[-1]
+    flush = s.device.type == "cpu"
+    tiny = torch.finfo(s.dtype).tiny
     # per-step views, made in bulk (cheaper than slicing inside the loop)
-    s_in = s[..., : 3 * H].unbind(0)
-    s_rzh = s[..., H:].unbind(0)
-    s_rz = s[..., H : 3 * H].unbind(0)
-    s_a = s[..., :H].unbind(0)
-    s_r = s[..., H : 2 * H].unbind(0)
-    s_z = s[..., 2 * H : 3 * H].unbind(0)
-    s_hn = s[..., 3 * H :].unbind(0)
-    hs = hbuf.unbind(0)
-    for t in range(T):
+    s_in = s[..., : 3 * H].unbind(ta)
+    s_rzh = s[..., H:].unbind(ta)
+    s_rz = s[..., H : 3 * H].unbind(ta)
+    s_a = s[..., :H].unbind(ta)
+    s_r = s[..., H : 2 * H].unbind(ta)
+    s_z = s[..., 2 * H : 3 * H].unbind(ta)
+    s_hn = s[..., 3 * H :].unbind(ta)
+    hs = hbuf.unbind(ta)
+    for t in range(s.shape[ta]):
         h, ht = hs[t], hs[t + 1]
-        s_in[t].add_(k)
-        s_rzh[t].addmm_(h, whh_t)  # [rz pre-activation | W_hn h + b_hn]
+        if k is not None:
+            s_in[t].add_(k)
+        if packed:
+            s_rzh[t].baddbmm_(h, whh_t)  # [rz pre-activation | W_hn h + b_hn]
+        else:
+            s_rzh[t].addmm_(h, whh_t)
         torch.sigmoid(s_rz[t], out=s_rz[t])
         a = s_a[t]
         a.addcmul_(s_r[t], s_hn[t])  # gi_n + r ⊙ (W_hn h + b_hn)
@@ -209,7 +231,6 @@ def _forward_core(x, const, h0, weight_ih, weight_hh, bias_ih, bias_hh):
         torch.lerp(a, h, s_z[t], out=ht)  # n + z ⊙ (h − n)
         if flush:  # decaying units would otherwise pass through (very slow) denormals
             _hardshrink_out(ht, tiny, out=ht)
-    return hbuf, s, x2d
 
 
 # --------------------------------------------------------------------------- backward
@@ -232,14 +253,21 @@ def grad_scale(grad_out: torch.Tensor) -> float:
 BACKWARD_BLOCK = 32  # steps whose backward coefficients are computed together
 
 
-def _backward_loop(grad_out, scale, s, hbuf, weight_hh, g, dh0):
-    """The pure-torch backward through time: fills ``g`` (T, B, 4H) with every step's
-    gate gradients ``[dgi_n | dr | dz | dgh_n]`` and ``dh0`` (B, H), both for the
-    incoming gradient ``grad_out`` (B, T, H) multiplied by ``scale``."""
-    T, B, H = hbuf.shape[0] - 1, hbuf.shape[1], hbuf.shape[2]
+def backward_through_time(go, s, hbuf, w_hh, g, dh0) -> None:
+    """The pure-torch backward through time of one network or of N packed ones.
+
+    One network: ``go`` (T, B, H), the incoming gradient, time-major (already scaled,
+    see :func:`grad_scale`); ``s`` (T, B, 4H) and ``hbuf`` (T + 1, B, H) from the
+    forward; ``w_hh`` (3H, H); fills ``g`` (T, B, 4H) with every step's gate gradients
+    ``[dgi_n | dr | dz | dgh_n]`` and ``dh0`` (B, H). N packed networks
+    (:mod:`instructnet.models.packed`): the same with a leading network axis on every
+    tensor, ``w_hh`` (N, 3H, H); the recurrent matmul is then batched (``baddbmm_``).
+    """
+    packed = w_hh.dim() == 3
+    ta = 1 if packed else 0  # time axis
+    T, B, H = go.shape[ta], go.shape[ta + 1], go.shape[-1]
+    lead = go.shape[:ta]
     dt, dev = g.dtype, g.device
-    go = BUFFER_POOL.get((T, B, H), dt, dev)  # time-major, scaled
-    torch.mul(grad_out.transpose(0, 1), scale, out=go)
     z = s[..., 2 * H : 3 * H]
 
     # Coefficients that do not depend on the incoming gradient. With dh the gradient
@@ -250,41 +278,45 @@ def _backward_loop(grad_out, scale, s, hbuf, weight_hh, g, dh0):
     # c_hn = c_n r, c_r = c_hn (W_hn h + b_hn)(1 − r). They are computed for a block
     # of steps at a time, just before the loop below needs them (still in cache).
     Tc = min(T, BACKWARD_BLOCK)
-    coef_b = BUFFER_POOL.get((Tc, B, 3 * H), dt, dev)
-    c_n_b = BUFFER_POOL.get((Tc, B, H), dt, dev)
-    dh = BUFFER_POOL.get((T, B, H), dt, dev)
-    dh[T - 1].copy_(go[T - 1])
-    zs = z.unbind(0)
-    gh = g[..., H:].unbind(0)
-    gh3 = g[..., H:].unflatten(-1, (3, H)).unbind(0)
-    dhs = dh.unbind(0)
-    gos = go.unbind(0)
+    coef_b = BUFFER_POOL.get((*lead, Tc, B, 3 * H), dt, dev)
+    c_n_b = BUFFER_POOL.get((*lead, Tc, B, H), dt, dev)
+    dh = BUFFER_POOL.get((*lead, T, B, H), dt, dev)
+    dh.select(ta, T - 1).copy_(go.select(ta, T - 1))
+    zs = z.unbind(ta)
+    gh = g[..., H:].unbind(ta)
+    gh3 = g[..., H:].unflatten(-1, (3, H)).unbind(ta)
+    dhs = dh.unbind(ta)
+    gos = go.unbind(ta)
     for t1 in range(T, 0, -Tc):
         t0 = max(0, t1 - Tc)
-        coef, c_n = coef_b[: t1 - t0], c_n_b[: t1 - t0]
+        coef, c_n = coef_b.narrow(ta, 0, t1 - t0), c_n_b.narrow(ta, 0, t1 - t0)
         c_r, c_z, c_hn = coef[..., :H], coef[..., H : 2 * H], coef[..., 2 * H :]
-        sb = s[t0:t1]
+        sb = s.narrow(ta, t0, t1 - t0)
         torch.sub(1.0, sb[..., H : 3 * H], out=coef[..., : 2 * H])  # [1 − r | 1 − z]
         _threshold_backward(c_z, sb[..., :H], 0, grad_input=c_n)
         torch.mul(c_n, sb[..., H : 2 * H], out=c_hn)
         c_r.mul_(sb[..., 3 * H :]).mul_(c_hn)
-        tmp = g[t0:t1, :, :H]  # scratch until dgi_n is written
-        torch.sub(hbuf[t0 + 1 : t1 + 1], sb[..., :H], out=tmp)
+        tmp = g.narrow(ta, t0, t1 - t0)[..., :H]  # scratch until dgi_n is written
+        torch.sub(hbuf.narrow(ta, t0 + 1, t1 - t0), sb[..., :H], out=tmp)
         c_z.mul_(tmp)
         # backward through time over the block: three ops per step
-        c3 = coef.unflatten(-1, (3, H)).unbind(0)
+        c3 = coef.unflatten(-1, (3, H)).unbind(ta)
         for t in range(t1 - 1, t0 - 1, -1):
             dht = dhs[t]
-            torch.mul(c3[t - t0], dht.unsqueeze(1), out=gh3[t])
+            torch.mul(c3[t - t0], dht.unsqueeze(-2), out=gh3[t])
             if t > 0:
                 nxt = dhs[t - 1]
                 torch.addcmul(gos[t - 1], dht, zs[t], out=nxt)
             else:
                 nxt = dh0
                 torch.mul(dht, zs[0], out=nxt)
-            nxt.addmm_(gh[t], weight_hh)
-        torch.mul(dh[t0:t1], c_n, out=g[t0:t1, :, :H])  # dgi_n
-    for buf in (dh, coef_b, c_n_b, go):
+            if packed:
+                nxt.baddbmm_(gh[t], w_hh)
+            else:
+                nxt.addmm_(gh[t], w_hh)
+        # dgi_n
+        torch.mul(dh.narrow(ta, t0, t1 - t0), c_n, out=g.narrow(ta, t0, t1 - t0)[..., :H])
+    for buf in (dh, coef_b, c_n_b):
         BUFFER_POOL.put(buf)
 
 
@@ -326,7 +358,10 @@ class ReluGRUFunction(torch.autograd.Function):
             _fused.ops().backward(go, scale, s, hbuf, weight_hh.contiguous(), g, dk, dh0,
                                   FUSED_CHUNK_ROWS)
         else:
-            _backward_loop(grad_out, scale, s, hbuf, weight_hh, g, dh0)
+            go = BUFFER_POOL.get((T, B, H), dt, dev)  # time-major, scaled
+            torch.mul(grad_out.transpose(0, 1), scale, out=go)
+            backward_through_time(go, s, hbuf, weight_hh, g, dh0)
+            BUFFER_POOL.put(go)
             dk = None
 
         g2 = g.view(T * B, 4 * H)

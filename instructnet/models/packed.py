@@ -11,12 +11,13 @@ Layout: inputs are time-major per network, ``x`` (N, T, B, I); the trial-constan
 task vector ``const`` (N, B, C); hidden states come back as (N, T, B, H).
 
 The recurrence is a custom :class:`torch.autograd.Function` with a hand-written
-backward through time — the same algorithm as :mod:`instructnet.models.gru` (gate
-slab ``[n | r | z | W_hn h + b_hn]``, the input projection of all steps in one matmul,
-blocked backward coefficients, weight gradients as one matmul over all steps), with
-every matmul batched over the network axis; it shares ``gru.py``'s recycled CPU
-buffers and power-of-two gradient scaling. :func:`reference_packed_forward` is the plain autograd loop it is tested
-against. Plain torch ops only: CPU or CUDA, float32 or float64. On CPU, hidden states
+backward, the algorithm of :mod:`instructnet.models.gru` (gate slab
+``[n | r | z | W_hn h + b_hn]``, the input projection of all steps in one matmul, weight
+gradients as one matmul over all steps) with every matmul batched over the network
+axis. The loops over time are gru.py's own, :func:`~instructnet.models.gru.forward_through_time`
+and :func:`~instructnet.models.gru.backward_through_time`, run with the network axis;
+it shares ``gru.py``'s recycled CPU buffers and power-of-two gradient scaling.
+:func:`reference_packed_forward` is the plain autograd loop it is tested against. Plain torch ops only: CPU or CUDA, float32 or float64. On CPU, hidden states
 below the smallest normal float are flushed to zero and the backward scales its
 incoming gradient by a power of two (both for speed: denormal arithmetic is very slow
 on CPU; neither changes values beyond the denormal range).
@@ -29,17 +30,19 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .gru import BUFFER_POOL, H0_VALUE, Lease, grad_scale
+from .gru import (
+    BUFFER_POOL,
+    H0_VALUE,
+    Lease,
+    backward_through_time,
+    forward_through_time,
+    grad_scale,
+)
 
 __all__ = [
     "H0_VALUE", "PackedNetworks", "PackedReluGRUFunction", "graph_packed", "packed_relu_gru",
     "reference_packed_forward",
 ]
-
-BACKWARD_BLOCK = 32  # steps whose backward coefficients are computed together
-
-_threshold_backward = torch.ops.aten.threshold_backward.grad_input
-_hardshrink_out = torch.ops.aten.hardshrink.out
 
 
 # --------------------------------------------------------------------------- forward
@@ -69,26 +72,8 @@ def _forward(x, const, h0, w_ih, w_hh, b_ih, b_hh, pooled: bool):
 
     hbuf = get((N, T + 1, B, H), dt, dev)
     hbuf[:, 0].copy_(h0)
-    flush = dev.type == "cpu"
-    tiny = torch.finfo(dt).tiny
     whh_t = w_hh.transpose(1, 2).contiguous()  # (N, H, 3H), columns r, z, n
-    s_rzh = s[..., H:].unbind(1)
-    s_rz = s[..., H : 3 * H].unbind(1)
-    s_a = s[..., :H].unbind(1)
-    s_r = s[..., H : 2 * H].unbind(1)
-    s_z = s[..., 2 * H : 3 * H].unbind(1)
-    s_hn = s[..., 3 * H :].unbind(1)
-    hs = hbuf.unbind(1)
-    for t in range(T):
-        h, ht = hs[t], hs[t + 1]
-        s_rzh[t].baddbmm_(h, whh_t)  # [rz pre-activation | W_hn h + b_hn]
-        torch.sigmoid(s_rz[t], out=s_rz[t])
-        a = s_a[t]
-        a.addcmul_(s_r[t], s_hn[t])  # gi_n + r ⊙ (W_hn h + b_hn)
-        a.relu_()  # n
-        torch.lerp(a, h, s_z[t], out=ht)  # n + z ⊙ (h − n)
-        if flush:  # decaying units would otherwise pass through (very slow) denormals
-            _hardshrink_out(ht, tiny, out=ht)
+    forward_through_time(s, hbuf, whh_t)  # gru.py's, batched over N
     return hbuf, s
 
 
@@ -120,50 +105,10 @@ class PackedReluGRUFunction(torch.autograd.Function):
         inv = 1.0 / scale
         go = BUFFER_POOL.get((N, T, B, H), dt, dev)
         torch.mul(grad_out, scale, out=go)
-        z = s[..., 2 * H : 3 * H]
         g = BUFFER_POOL.get((N, T, B, 4 * H), dt, dev)  # [dgi_n | dr | dz | dgh_n] per step
-
-        # Coefficients independent of the incoming gradient (see gru.py): with dh the
-        # gradient of a step's output h', dgh = dh ⊙ [c_r | c_z | c_hn], dgi_n = dh ⊙ c_n,
-        # dh_prev = dh ⊙ z + dgh W_hh; c_n = (1 − z) relu'(a), c_z = (h' − n)(1 − z),
-        # c_hn = c_n r, c_r = c_hn (W_hn h + b_hn)(1 − r). Computed per block of steps.
-        Tc = min(T, BACKWARD_BLOCK)
-        coef_b = BUFFER_POOL.get((N, Tc, B, 3 * H), dt, dev)
-        c_n_b = BUFFER_POOL.get((N, Tc, B, H), dt, dev)
-        dh = BUFFER_POOL.get((N, T, B, H), dt, dev)
         dh0 = torch.empty(N, B, H, dtype=dt, device=dev)
-        dh[:, T - 1].copy_(go[:, T - 1])
-        zs = z.unbind(1)
-        gh = g[..., H:].unbind(1)
-        gh3 = g[..., H:].unflatten(-1, (3, H)).unbind(1)
-        dhs = dh.unbind(1)
-        gos = go.unbind(1)
-        for t1 in range(T, 0, -Tc):
-            t0 = max(0, t1 - Tc)
-            coef, c_n = coef_b[:, : t1 - t0], c_n_b[:, : t1 - t0]
-            c_r, c_z, c_hn = coef[..., :H], coef[..., H : 2 * H], coef[..., 2 * H :]
-            sb = s[:, t0:t1]
-            torch.sub(1.0, sb[..., H : 3 * H], out=coef[..., : 2 * H])  # [1 − r | 1 − z]
-            _threshold_backward(c_z, sb[..., :H], 0, grad_input=c_n)
-            torch.mul(c_n, sb[..., H : 2 * H], out=c_hn)
-            c_r.mul_(sb[..., 3 * H :]).mul_(c_hn)
-            tmp = g[:, t0:t1, :, :H]  # scratch until dgi_n is written
-            torch.sub(hbuf[:, t0 + 1 : t1 + 1], sb[..., :H], out=tmp)
-            c_z.mul_(tmp)
-            c3 = coef.unflatten(-1, (3, H)).unbind(1)
-            for t in range(t1 - 1, t0 - 1, -1):
-                dht = dhs[t]
-                torch.mul(c3[t - t0], dht.unsqueeze(2), out=gh3[t])
-                if t > 0:
-                    nxt = dhs[t - 1]
-                    torch.addcmul(gos[t - 1], dht, zs[t], out=nxt)
-                else:
-                    nxt = dh0
-                    torch.mul(dht, zs[0], out=nxt)
-                nxt.baddbmm_(gh[t], w_hh)
-            torch.mul(dh[:, t0:t1], c_n, out=g[:, t0:t1, :, :H])  # dgi_n
-        for buf in (dh, coef_b, c_n_b, go):
-            BUFFER_POOL.put(buf)
+        backward_through_time(go, s, hbuf, w_hh, g, dh0)  # gru.py's, batched over N
+        BUFFER_POOL.put(go)
 
         g2 = g.view(N, T * B, 4 * H)
         grad_x = grad_c = grad_h0 = grad_wih = grad_whh = grad_bih = grad_bhh = None
