@@ -35,7 +35,9 @@ rule production_decoder:
     priority: PRODUCTION_PRIORITY
     conda:
         "../../envs/instructnet.yaml"
-    threads: 2
+    # one thread (also motor_feedback): on fixed cores a 2-thread job waits until both
+    # are free, and these run beside the other models' training (Plan.train_priority)
+    threads: 1
     resources:
         **stage_resources("decoder"),
         gpu=1,
@@ -63,7 +65,7 @@ rule motor_feedback:
     priority: PRODUCTION_PRIORITY
     conda:
         "../../envs/instructnet.yaml"
-    threads: 2
+    threads: 1
     resources:
         **stage_resources("motor_feedback"),
         gpu=1,
