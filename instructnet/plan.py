@@ -87,6 +87,34 @@ def _model_dir(holdout, model, seed) -> str:
 
 
 @dataclass(frozen=True)
+class PackedJob:
+    """One packed training job (training.packing.by): ``seeds`` trains the config's seeds
+    of one (holdout, model) together, ``models`` every packable model × seed of one
+    holdout. It writes rule train's per-network files."""
+
+    by: str
+    packable: tuple[str, ...]
+    seeds: tuple[int, ...]
+    constraints: Mapping  # wildcard constraints of its wildcards
+
+    def models(self, wildcards) -> list[str]:
+        """The models the job with these wildcards trains."""
+        return [wildcards.model] if self.by == "seeds" else list(self.packable)
+
+    def outputs(self, name: str) -> list[str]:
+        """Output patterns (wildcards holdout, and model when by seeds) of each member's
+        file ``name`` (model.pt, train_log.parquet)."""
+        models = ["{model}"] if self.by == "seeds" else self.packable
+        return [f"results/models/{{holdout}}/{m}/seed{s}/{name}"
+                for m in models for s in self.seeds]
+
+    @property
+    def name(self) -> str:
+        """The job's name as a path (its log and benchmark)."""
+        return "{holdout}/{model}" if self.by == "seeds" else "{holdout}"
+
+
+@dataclass(frozen=True)
 class Production:
     """Language production's plan (METHODS §7): the instructing model, its seed and
     holdout groups, the production tasks and the partners."""
@@ -212,6 +240,17 @@ class Plan:
     def pack_constraints(self) -> dict[str, str]:
         return {"holdout": "|".join(map(re.escape, self.holdouts)),
                 "model": "|".join(map(re.escape, self.packed_models)) or "(?!)"}
+
+    @cached_property
+    def packed_job(self) -> PackedJob | None:
+        """The shape of rule train_packed's jobs, or None when nothing is packed
+        (training.packing.by: none, or no packable model)."""
+        if self.packing["by"] not in ("seeds", "models") or not self.packed_models:
+            return None
+        by, constraints = self.packing["by"], self.pack_constraints()
+        if by == "models":
+            del constraints["model"]
+        return PackedJob(by, tuple(self.packed_models), tuple(self.seeds), constraints)
 
     def packed_members(self, models) -> list[tuple[str, int]]:
         return [(m, s) for m in models for s in self.seeds]

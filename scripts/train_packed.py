@@ -1,4 +1,4 @@
-"""Rules train_packed / train_packed_models: several networks trained in one job."""
+"""Rule train_packed: several networks trained in one job (training.packing)."""
 
 
 

@@ -360,6 +360,26 @@ def test_workflow_with_packing_writes_the_unpacked_outputs(repo, tmp_path):
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
 
 
+@pytest.mark.workflow
+def test_packing_by_models_is_one_job_per_holdout(repo, tmp_path):
+    """training.packing.by: models: one train_packed job trains both models x both seeds
+    of a holdout (a dry run: the job's shape; the training itself is the test above's)."""
+    config = yaml.safe_load((repo / "config" / "test.yaml").read_text())
+    config["training"]["seeds"] = [0, 1]
+    config["training"]["packing"] = {"by": "models", "max_networks": 4}
+    path = tmp_path / "packed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    targets = [f"results/models/swap9/{m}/seed{s}/model.pt"
+               for m in ("simplenet", "sbertnet_minilm") for s in (0, 1)]
+    proc = subprocess.run([SNAKEMAKE, "--snakefile", str(repo / "Snakefile"), "--directory",
+                           str(tmp_path), "--configfile", str(path), "-n", *targets],
+                          capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert out.count("rule train_packed:") == 1 and "rule train:" not in out
+    assert "log: logs/models/swap9/packed.log" in out
+
+
 def test_training_steps_bring_no_host_data_to_the_device():
     """A training step, single or packed, neither lifts host data into tensors nor reads
     tensor values back (each would be a synchronising copy on a GPU; the CUDA subset

@@ -166,6 +166,29 @@ def test_packing_and_con_thresholds(test_plan):
     assert derived.con_thresholds("ConAntiDM") == "results/tasks/con_thresholds.parquet"
 
 
+def test_packed_job_by_seeds_or_by_models():
+    def packing(by):
+        return plan_of(change=lambda c: c["training"].update(
+            seeds=[0, 1], packing={"by": by, "max_networks": 4})).packed_job
+
+    class W:
+        holdout = "swap9"
+        model = "sbertnet_minilm"
+
+    assert packing("none") is None
+    seeds, models = packing("seeds"), packing("models")
+    assert seeds.models(W) == ["sbertnet_minilm"]
+    assert seeds.outputs("model.pt") == ["results/models/{holdout}/{model}/seed0/model.pt",
+                                         "results/models/{holdout}/{model}/seed1/model.pt"]
+    assert seeds.name == "{holdout}/{model}"
+    assert set(seeds.constraints) == {"holdout", "model"}
+    assert models.models(W) == ["simplenet", "sbertnet_minilm"]
+    assert models.outputs("train_log.parquet") == [
+        f"results/models/{{holdout}}/{m}/seed{s}/train_log.parquet"
+        for m in ("simplenet", "sbertnet_minilm") for s in (0, 1)]
+    assert models.name == "{holdout}" and set(models.constraints) == {"holdout"}
+
+
 def test_rule_all_is_every_target_once(test_plan):
     targets = test_plan.all_targets()
     assert len(targets) == len(set(targets))

@@ -46,34 +46,25 @@ rule train:
 # Only the config's holdouts, models and seeds are packed, and never tuned models; any
 # other model.pt (an explicitly requested seed, the nocon reference, tuned models) is
 # made by rule train. Checkpoints are per network, in rule train's format and place.
-PACKING = PLAN.packing
-PACKED_MODELS = PLAN.packed_models
-PACK_CONSTRAINTS = PLAN.pack_constraints()
-PACKED_COMMON = dict(
-    hidden=config["training"]["hidden"],
-    seed=config["seed"],
-    max_networks=PACKING["max_networks"],
-    cuda_graphs=PACKING["cuda_graphs"],
-)
+PACKED = PLAN.packed_job
 
 
-if PACKING["by"] == "seeds" and PACKED_MODELS:
+if PACKED:
 
     rule train_packed:
-        """Train the config's seeds of one (holdout, model) together (training.packing)."""
+        """Train several networks together: the seeds of one (holdout, model), or every
+        packable model x seed of one holdout (training.packing.by)."""
         input:
-            unpack(lambda w: PLAN.packed_inputs(w.holdout, [w.model])),
+            unpack(lambda w: PLAN.packed_inputs(w.holdout, PACKED.models(w))),
         output:
-            model=expand("results/models/{{holdout}}/{{model}}/seed{seed}/model.pt", seed=SEEDS),
-            log=expand(
-                "results/models/{{holdout}}/{{model}}/seed{seed}/train_log.parquet", seed=SEEDS
-            ),
+            model=PACKED.outputs("model.pt"),
+            log=PACKED.outputs("train_log.parquet"),
         log:
-            "logs/models/{holdout}/{model}/packed.log",
+            f"logs/models/{PACKED.name}/packed.log",
         benchmark:
-            "benchmarks/models/{holdout}/{model}/packed.tsv"
+            f"benchmarks/models/{PACKED.name}/packed.tsv"
         wildcard_constraints:
-            **PACK_CONSTRAINTS,
+            **PACKED.constraints,
         conda:
             "../../envs/instructnet.yaml"
         threads: 2
@@ -81,48 +72,13 @@ if PACKING["by"] == "seeds" and PACKED_MODELS:
             **stage_resources("train"),
             gpu=1,
         params:
-            **PLAN.packed_params(lambda w: [w.model]),
-            **PACKED_COMMON,
+            **PLAN.packed_params(PACKED.models),
+            hidden=config["training"]["hidden"],
+            seed=config["seed"],
+            max_networks=config["training"]["packing"]["max_networks"],
+            cuda_graphs=config["training"]["packing"]["cuda_graphs"],
             stimulus=STIMULUS,
         script:
             "../../scripts/train_packed.py"
 
     ruleorder: train_packed > train
-
-elif PACKING["by"] == "models" and PACKED_MODELS:
-
-    rule train_packed_models:
-        """Train every packable model x seed of the config on one holdout together."""
-        input:
-            unpack(lambda w: PLAN.packed_inputs(w.holdout, PACKED_MODELS)),
-        output:
-            model=expand(
-                "results/models/{{holdout}}/{model}/seed{seed}/model.pt",
-                model=PACKED_MODELS,
-                seed=SEEDS,
-            ),
-            log=expand(
-                "results/models/{{holdout}}/{model}/seed{seed}/train_log.parquet",
-                model=PACKED_MODELS,
-                seed=SEEDS,
-            ),
-        log:
-            "logs/models/{holdout}/packed.log",
-        benchmark:
-            "benchmarks/models/{holdout}/packed.tsv"
-        wildcard_constraints:
-            holdout=PACK_CONSTRAINTS["holdout"],
-        conda:
-            "../../envs/instructnet.yaml"
-        threads: 2
-        resources:
-            **stage_resources("train"),
-            gpu=1,
-        params:
-            **PLAN.packed_params(lambda w: PACKED_MODELS),
-            **PACKED_COMMON,
-            stimulus=STIMULUS,
-        script:
-            "../../scripts/train_packed.py"
-
-    ruleorder: train_packed_models > train
