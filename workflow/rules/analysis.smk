@@ -29,7 +29,7 @@ rule representations:
         "benchmarks/representations/{holdout}/{model}/seed{seed}.tsv"
     conda:
         "../../envs/instructnet.yaml"
-    threads: 2
+    threads: 1  # like evaluate
     # CPU only (no gpu resource): forward passes of a few hundred trials per task, which
     # take seconds on a CPU; a GPU would sit idle behind the Parquet writing.
     resources:
@@ -42,29 +42,6 @@ rule representations:
         stimulus=STIMULUS,
     script:
         "../../scripts/representations.py"
-
-
-rule ccgp_language:
-    """CCGP of every layer of a language model (training instructions); shared by all
-    sensorimotor models built on it."""
-    input:
-        layers="results/embeddings/{lm}_layers.parquet",
-        pooled="results/embeddings/{lm}.parquet",
-    output:
-        "results/ccgp/language/{lm}.parquet",
-    log:
-        "logs/ccgp/language/{lm}.log",
-    benchmark:
-        "benchmarks/ccgp/language/{lm}.tsv"
-    conda:
-        "../../envs/instructnet.yaml"
-    threads: 1
-    params:
-        C=ANALYSIS["svm_c"],
-        tasks=STUDY.tasks,
-        dichotomies=PLAN.dichotomies,
-    script:
-        "../../scripts/ccgp.py"
 
 
 rule ccgp:
@@ -86,6 +63,20 @@ rule ccgp:
         dichotomies=PLAN.dichotomies,
     script:
         "../../scripts/ccgp.py"
+
+
+# CCGP of every layer of a language model (training instructions); shared by all
+# sensorimotor models built on it.
+use rule ccgp as ccgp_language with:
+    input:
+        layers="results/embeddings/{lm}_layers.parquet",
+        pooled="results/embeddings/{lm}.parquet",
+    output:
+        "results/ccgp/language/{lm}.parquet",
+    log:
+        "logs/ccgp/language/{lm}.log",
+    benchmark:
+        "benchmarks/ccgp/language/{lm}.tsv"
 
 
 rule ccgp_tables:
@@ -141,7 +132,7 @@ rule units:
         "benchmarks/units/{holdout}/{model}/seed{seed}.tsv"
     conda:
         "../../envs/instructnet.yaml"
-    threads: 2
+    threads: 1  # like evaluate
     resources:  # CPU only, like representations
         **stage_resources("units"),
     params:
