@@ -190,3 +190,18 @@ def no_host_data(cpu_only=("grad_scale",)):
             return func(*args, **(kwargs or {}))
 
     return _Mode()
+
+
+def pack_members(folder, grid, tasks, lms, checkpoints=True):
+    """The PackMembers of a grid of (model name, seed, TrainConfig), each writing its
+    model, log (and checkpoint) under ``folder/{name}_{seed}``, holdout ``h``."""
+    from instructnet.models import model_spec
+    from instructnet.training.packed import PackMember
+
+    out = []
+    for name, seed, cfg in grid:
+        d = Path(folder) / f"{name}_{seed}"
+        d.mkdir(parents=True, exist_ok=True)
+        out.append(PackMember(model_spec(name, lms), "h", seed, tasks, cfg, d / "model.pt",
+                              d / "log.parquet", d / "checkpoint.pt" if checkpoints else None))
+    return out

@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import pack_members
 
 from instructnet.embeddings import (
     instruction_rows,
@@ -69,7 +70,7 @@ from instructnet.models.gru import ReluGRU, reference_forward
 from instructnet.models.packed import PackedNetworks, packed_relu_gru, reference_packed_forward
 from instructnet.tasks import TASKS, TrialBatch, generate_pool, write_trials
 from instructnet.training import TrainConfig, Trainer, TrainingData
-from instructnet.training.packed import PackedTrainer, PackMember, train_pack
+from instructnet.training.packed import PackedTrainer, train_pack
 from instructnet.training.run import train_job
 
 pytestmark = pytest.mark.cuda
@@ -363,13 +364,7 @@ HIDDEN = 16
 
 
 def _members(folder: Path, grid=GRID, tasks=TRAIN_TASKS, checkpoints=True):
-    out = []
-    for name, seed, cfg in grid:
-        d = folder / f"{name}_{seed}"
-        d.mkdir(parents=True, exist_ok=True)
-        out.append(PackMember(model_spec(name, LMS), "h", seed, tasks, cfg, d / "model.pt",
-                              d / "log.parquet", d / "checkpoint.pt" if checkpoints else None))
-    return out
+    return pack_members(folder, grid, tasks, LMS, checkpoints)
 
 
 def test_packed_training_equals_one_at_a_time_on_the_device(tmp_path, device, pool_paths,

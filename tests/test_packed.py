@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import pack_members
 
 from instructnet.embeddings import BUILTIN_MODELS, language_models
 from instructnet.models import build_model, model_spec
@@ -135,13 +136,7 @@ GRID = [("simplenetplus", 0, CFG),
 
 
 def members(folder, grid=GRID, checkpoints=True):
-    out = []
-    for name, seed, cfg in grid:
-        d = folder / f"{name}_{seed}"
-        d.mkdir(parents=True, exist_ok=True)
-        out.append(PackMember(model_spec(name, LMS), "h", seed, TASKS, cfg, d / "model.pt",
-                              d / "log.parquet", d / "checkpoint.pt" if checkpoints else None))
-    return out
+    return pack_members(folder, grid, TASKS, LMS, checkpoints)
 
 
 def unpacked(folder, inputs, grid=GRID, **kw):
