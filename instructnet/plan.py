@@ -105,8 +105,7 @@ class PackedJob:
         """Output patterns (wildcards holdout, and model when by seeds) of each member's
         file ``name`` (model.pt, train_log.parquet)."""
         models = ["{model}"] if self.by == "seeds" else self.packable
-        return [f"results/models/{{holdout}}/{m}/seed{s}/{name}"
-                for m in models for s in self.seeds]
+        return [f"{_model_dir('{holdout}', m, s)}/{name}" for m in models for s in self.seeds]
 
     @property
     def name(self) -> str:
