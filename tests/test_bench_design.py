@@ -87,3 +87,72 @@ def test_sweep_table(tmp_path, capsys, packed):
     before = {p.name: p.stat().st_mtime_ns for p in (out / "jobs").iterdir()}
     bench_main(args)
     assert {p.name: p.stat().st_mtime_ns for p in (out / "jobs").iterdir()} == before
+
+
+def test_a_stopped_pack_keeps_its_curves(tmp_path, monkeypatch, capsys):
+    """A packed sweep cut off after its first evaluation point (here: an error at the
+    second, as a time limit would) leaves each network's curve so far under partial/,
+    and --collect gathers it."""
+    out = tmp_path / "design"
+    args = ["design", "--task-set", "Go,AntiGo,RTGo,AntiRTGo,GoMod1,GoMod2",
+            "--group", "g=AntiRTGo", "--models", "simplenet", "structurenet", "--seeds", "0",
+            "--out", str(out), "--packed", "--device", "cpu", *TINY]
+    log_point = design._log_point
+
+    def stop_at_the_end(job, rows, batches, cpu):
+        log_point(job, rows, batches, cpu)
+        if batches == 12:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(design, "_log_point", stop_at_the_end)
+    with pytest.raises(KeyboardInterrupt):
+        bench_main(args)
+    assert not any((out / "jobs").glob("*.parquet"))
+    assert len(list((out / "partial").glob("*.parquet"))) == 2
+    bench_main(["design", "--collect", "--out", str(out)])
+    capsys.readouterr()
+    table = pd.read_parquet(out / "design.parquet")
+    assert set(table["batches"]) == {6}
+    assert set(table["model"]) == {"simplenet", "structurenet"}
+    assert set(table[table["kind"] == "heldout"]["task"]) == {"AntiRTGo"}
+
+
+def _synthetic(curves):
+    """A design table from {(group, model, seed): [(batches, train acc, zero-shot acc)]}:
+    two training tasks at the given accuracy, one held-out task."""
+    rows = []
+    for (group, model, seed), points in curves.items():
+        for batches, train, zs in points:
+            for kind, task, acc in (("train", "Go", train), ("train", "AntiGo", train),
+                                    ("heldout", "RTGo", zs)):
+                rows.append({"task_set": "go", "group": group, "model": model, "seed": seed,
+                             "batches": batches, "kind": kind, "task": task, "accuracy": acc,
+                             "trials": 8, "cpu_seconds": 1.0, "wall_seconds": 1.0})
+    return pd.DataFrame(rows).astype(design.COLUMNS)
+
+
+def test_compare_sweeps_over_groups_and_seeds(tmp_path, capsys):
+    a = _synthetic({("A", "simplenet", 0): [(2, 0.5, 0.1), (4, 0.9, 0.2), (6, 0.95, 0.2)],
+                    ("A", "simplenet", 1): [(2, 0.7, 0.3), (4, 0.8, 0.4), (6, 0.86, 0.4)],
+                    ("B", "simplenet", 0): [(2, 0.6, 0.0), (4, 0.6, 0.0), (6, 0.6, 0.0)]})
+    b = _synthetic({("A", "simplenet", 0): [(2, 0.9, 0.5), (4, 0.95, 0.6)]})
+    curves, first = design.compare({"x": a, "y": b}, target=0.85, at_most=4)
+    at4 = curves[(curves["label"] == "x") & (curves["batches"] == 4)].iloc[0]
+    assert at4["networks"] == 3
+    assert at4["train_mean"] == pytest.approx((0.9 + 0.8 + 0.6) / 3, abs=1e-3)
+    assert (at4["train_lo"], at4["train_hi"]) == (0.6, 0.9)
+    assert at4["zero_shot_mean"] == pytest.approx(0.2, abs=1e-3)
+    assert 6 not in set(curves["batches"])  # at_most
+    fx = first[first["label"] == "x"].iloc[0]
+    # only (A, simplenet, 0) reaches 0.85 within 4 batches, at 4
+    assert (fx["networks"], fx["reached"], fx["first_min"], fx["first_max"]) == (3, 1, 4, 4)
+    fy = first[first["label"] == "y"].iloc[0]
+    assert (fy["reached"], fy["first_min"]) == (1, 2)
+    # the CLI reads a design.parquet or its folder
+    a.to_parquet(tmp_path / "a.parquet")
+    (tmp_path / "b").mkdir()
+    b.to_parquet(tmp_path / "b" / "design.parquet")
+    bench_main(["design", "--compare", f"x={tmp_path / 'a.parquet'}", f"y={tmp_path / 'b'}"])
+    out = json.loads(capsys.readouterr().out)
+    assert {c["label"] for c in out["curves"]} == {"x", "y"}
+    assert {f["label"]: f["reached"] for f in out["first_at_target"]} == {"x": 2, "y": 1}

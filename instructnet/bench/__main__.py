@@ -68,6 +68,13 @@ def main(argv=None) -> None:
                    help="print the tasks the principle allows to hold out, and the groups; train nothing")
     d.add_argument("--collect", action="store_true",
                    help="train nothing: gather every finished job under OUT/jobs into OUT/design.parquet")
+    d.add_argument("--compare", nargs="+", metavar="LABEL=PATH",
+                   help="train nothing: compare finished sweeps (a design.parquet or its folder, "
+                        "one per label) over groups and seeds")
+    d.add_argument("--target", type=float, default=0.85,
+                   help="with --compare: the mean training accuracy whose first point is reported")
+    d.add_argument("--at-most", type=int, default=None,
+                   help="with --compare: ignore evaluation points after this many batches")
     d.add_argument("--no-check", action="store_true", help="allow groups that break the principle")
     d.add_argument("--models", nargs="+", default=["simplenet", "structurenet", "sbertnet_minilm"],
                    help="model names; an instructed model may carry @zscore (standardised "

@@ -405,11 +405,13 @@ def _run_and_save(args) -> str:
 
 
 # --------------------------------------------------------------------------- packed
-def run_packed(jobs: Sequence[Job], cfg: DesignConfig, cache_dir, device: str = "cuda"
-               ) -> list[pd.DataFrame]:
+def run_packed(jobs: Sequence[Job], cfg: DesignConfig, cache_dir, device: str = "cuda",
+               partial: str | Path | None = None) -> list[pd.DataFrame]:
     """Train ``jobs`` together with the packed trainer's stacked step (one pack; meant
     for a GPU) and score every network at the evaluation points, as :func:`run_job`
-    does one at a time. Networks see the batches their unpacked runs would see."""
+    does one at a time. Networks see the batches their unpacked runs would see.
+    ``partial``: a folder where every job's rows so far are rewritten at each
+    evaluation point (a pack stopped by a time limit keeps its learning curves)."""
     import tempfile
 
     import torch
@@ -471,6 +473,8 @@ def run_packed(jobs: Sequence[Job], cfg: DesignConfig, cache_dir, device: str = 
                 r.update(cpu_seconds=cpu, wall_seconds=wall)
             rows[j] += new
             _log_point(job, new, batches, cpu)
+            if partial is not None and batches != cfg.batches:
+                _frame(job, rows[j]).to_parquet(Path(partial) / job.file_name, index=False)
     return [_frame(job, r) for job, r in zip(jobs, rows)]
 
 
@@ -522,9 +526,12 @@ def run_sweep(jobs: Sequence[Job], cfg: DesignConfig, out_dir: str | Path,
         by_set: dict[str, list[Job]] = {}
         for j in todo:
             by_set.setdefault(j.task_set, []).append(j)
+        (out_dir / "partial").mkdir(exist_ok=True)
         for pack in by_set.values():
-            for job, df in zip(pack, run_packed(pack, cfg, cache_dir, device)):
+            for job, df in zip(pack, run_packed(pack, cfg, cache_dir, device,
+                                                out_dir / "partial")):
                 df.to_parquet(out_dir / "jobs" / job.file_name, index=False)
+                (out_dir / "partial" / job.file_name).unlink(missing_ok=True)
     elif todo:
         args = [(j, cfg, cache_dir, out_dir, device) for j in todo]
         if n_jobs <= 1:  # in this process, with ``threads`` torch threads meanwhile
@@ -553,12 +560,15 @@ def run_sweep(jobs: Sequence[Job], cfg: DesignConfig, out_dir: str | Path,
 
 
 def collect(out_dir: str | Path) -> pd.DataFrame:
-    """Every finished job under ``out_dir/jobs`` (whatever sweep wrote it) into
+    """Every finished job under ``out_dir/jobs`` (whatever sweep wrote it), and the
+    evaluation points so far of every stopped one under ``out_dir/partial``, into
     ``out_dir/design.parquet`` and ``out_dir/summary.json``."""
     out_dir = Path(out_dir)
     files = sorted((out_dir / "jobs").glob("*.parquet"))
+    done = {f.name for f in files}
+    files += sorted(f for f in (out_dir / "partial").glob("*.parquet") if f.name not in done)
     if not files:
-        raise FileNotFoundError(f"no finished job under {out_dir / 'jobs'}")
+        raise FileNotFoundError(f"no finished or partial job under {out_dir}")
     table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).astype(COLUMNS)
     table.to_parquet(out_dir / "design.parquet", index=False)
     (out_dir / "summary.json").write_text(json.dumps(summarize(table).to_dict("records"), indent=1))
@@ -582,6 +592,41 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
                    cpu_seconds=round(float(g["cpu_seconds"].iloc[0]), 1))
         out.append(row)
     return pd.DataFrame(out)
+
+
+def compare(tables: Mapping[str, pd.DataFrame], target: float = 0.85,
+            at_most: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compare sweeps (``label -> design table``, e.g. one per batch size) over their
+    groups and seeds: per label, model and evaluation point, the mean, min and max over
+    networks of the mean training accuracy (fresh trials, strict) and of the zero-shot
+    mean, with the number of networks; and per label and model, the first evaluation
+    point at which each network's mean training accuracy reached ``target`` (min,
+    median, max over the networks that reached it, and how many did). ``at_most``:
+    ignore points after this many batches (so that sweeps of different lengths are
+    compared over the same range)."""
+    rows, first = [], []
+    for label, table in tables.items():
+        summary = summarize(table)
+        if at_most is not None:
+            summary = summary[summary["batches"] <= at_most]
+        for (model, batches), g in summary.groupby(["model", "batches"], sort=True):
+            rows.append({"label": label, "model": model, "batches": int(batches),
+                         "networks": len(g),
+                         "train_mean": g["train_mean"].mean(), "train_lo": g["train_mean"].min(),
+                         "train_hi": g["train_mean"].max(),
+                         "zero_shot_mean": g["zero_shot_mean"].mean(),
+                         "zero_shot_lo": g["zero_shot_mean"].min(),
+                         "zero_shot_hi": g["zero_shot_mean"].max()})
+        net = ["group", "model", "seed"]
+        reached = summary[summary["train_mean"] >= target].groupby(net)["batches"].min()
+        for model, g in summary.groupby("model", sort=True):
+            hits = reached[reached.index.get_level_values("model") == model]
+            first.append({"label": label, "model": model,
+                          "networks": g.groupby(net).ngroups, "reached": len(hits),
+                          "first_min": int(hits.min()) if len(hits) else None,
+                          "first_median": float(hits.median()) if len(hits) else None,
+                          "first_max": int(hits.max()) if len(hits) else None})
+    return pd.DataFrame(rows).round(3), pd.DataFrame(first)
 
 
 def parse_group(text: str) -> tuple[str, tuple[str, ...]]:
@@ -608,6 +653,16 @@ def main(args) -> dict:
                      "groups": {n: list(g) for n, g in groups.items()
                                 if set(g) <= set(task_set(ts)) and only_in.get(n, ts) == ts}}
                 for ts in args.task_set}
+    if args.compare:
+        tables = {}
+        for item in args.compare:
+            label, _, path = item.rpartition("=")
+            path = Path(path)
+            tables[label or path.stem] = pd.read_parquet(
+                path / "design.parquet" if path.is_dir() else path)
+        curves, first = compare(tables, args.target, args.at_most)
+        return {"target": args.target, "curves": curves.to_dict("records"),
+                "first_at_target": first.to_dict("records")}
     if args.collect:
         table = collect(args.out)
         summary = summarize(table)
