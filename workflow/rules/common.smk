@@ -18,8 +18,3 @@ CONFIG_NAME = config_label(workflow.configfiles, os.getcwd(), workflow.basedir)
 
 wildcard_constraints:
     **PLAN.wildcard_constraints(),
-
-
-def model_dir(w):
-    """results/models/{holdout}/{model}/seed{seed} of a job's wildcards."""
-    return f"results/models/{w.holdout}/{w.model}/seed{w.seed}"

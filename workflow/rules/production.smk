@@ -20,7 +20,7 @@ PROD_TASKS = PRODUCTION.tasks if PRODUCTION else []
 rule production_decoder:
     """Train the Production-RNN on one instructing model's hidden states."""
     input:
-        model=lambda w: f"{model_dir(w)}/model.pt",
+        model="results/models/{holdout}/{model}/seed{seed}/model.pt",
         embeddings=lambda w: f"results/embeddings/{PLAN.spec(w.model).lm}.parquet",
         pools=lambda w: expand(
             "results/trials/train/{task}.parquet", task=PLAN.training_tasks(w.holdout)
@@ -53,7 +53,7 @@ rule production_decoder:
 rule motor_feedback:
     """Infer task vectors of the production tasks with every model weight frozen."""
     input:
-        model=lambda w: f"{model_dir(w)}/model.pt",
+        model="results/models/{holdout}/{model}/seed{seed}/model.pt",
         pools=lambda w: expand("results/trials/train/{task}.parquet", task=PROD_TASKS),
     output:
         vectors="results/production/{holdout}/{model}/seed{seed}/feedback.parquet",
@@ -81,7 +81,7 @@ rule motor_feedback:
 rule produce_instructions:
     """Decode instructions from the states the inferred vectors drive; label them."""
     input:
-        model=lambda w: f"{model_dir(w)}/model.pt",
+        model="results/models/{holdout}/{model}/seed{seed}/model.pt",
         decoder="results/production/{holdout}/{model}/seed{seed}/decoder.pt",
         vectors="results/production/{holdout}/{model}/seed{seed}/feedback.parquet",
         corpus="results/instructions/corpus.parquet",
