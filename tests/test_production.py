@@ -162,7 +162,7 @@ def test_motor_feedback_freezes_weights_and_moves_vectors(instructed, pools):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     flags = [p.requires_grad for p in model.parameters()]
     config = FeedbackConfig(vectors=3, batch_size=8, batches_per_epoch=15, max_epochs=3, lr=0.05,
-                            lr_decay=0.8, threshold=1.0)
+                            lr_decay=0.8, lr_decay_batches=15, threshold=1.0)
     from instructnet.production.feedback import initial_vectors
 
     start = initial_vectors(model, 3, torch.Generator().manual_seed(11))
@@ -180,6 +180,25 @@ def test_motor_feedback_freezes_weights_and_moves_vectors(instructed, pools):
         lose = [masked_mse(model(r.inputs, v.expand(64, 64))[0], r.targets, r.mask).item()
                 for v in (start.mean(0, keepdim=True), vectors.mean(0, keepdim=True))]
     assert lose[1] < lose[0]
+
+
+def test_production_learning_rates_fall_per_batch_whatever_the_epoch_size(instructed, pools):
+    """lr × lr_decay per lr_decay_batches batches (the paper's epoch), applied after each
+    epoch: the paper's settings decay once per epoch, a demo's short epochs by the
+    fraction of a paper epoch they hold."""
+    assert DecoderConfig().epoch_lr_factor == pytest.approx(0.99)
+    assert DecoderConfig(batches_per_epoch=120).epoch_lr_factor == pytest.approx(0.99 ** (120 / 2400))
+    assert FeedbackConfig().epoch_lr_factor == pytest.approx(0.8)
+    assert FeedbackConfig(batches_per_epoch=20).epoch_lr_factor == pytest.approx(0.8 ** (20 / 800))
+    for cls in (DecoderConfig, FeedbackConfig):
+        with pytest.raises(ValueError, match="lr_decay_batches"):
+            cls(lr_decay_batches=0)
+    model, _ = instructed
+    config = FeedbackConfig(vectors=2, batch_size=4, batches_per_epoch=4, max_epochs=3, lr=0.05,
+                            lr_decay=0.5, lr_decay_batches=8, threshold=1.0)
+    _, log = motor_feedback(model, "DMMod1", pools["DMMod1"], config, seed=1, noise_seed=2)
+    lrs = log.groupby("epoch")["lr"].first().tolist()
+    assert lrs == pytest.approx([0.05, 0.05 * 0.5 ** 0.5, 0.05 * 0.5])
 
 
 def test_motor_feedback_stops_once_every_vector_converged(instructed, pools, monkeypatch):

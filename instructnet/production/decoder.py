@@ -9,7 +9,7 @@
   layer and a softmax over the vocabulary (training words + <pad>, <sos>, <eos>).
 * Training: cross-entropy on the instruction that drove the states, padding ignored;
   teacher forcing with probability 0.5·(E − epoch)/E per batch (else the decoder's own
-  greedy tokens are fed back); Adam, lr × ``lr_decay`` per epoch.
+  greedy tokens are fed back); Adam, lr × ``lr_decay`` per ``lr_decay_batches`` batches.
 * Decoding: greedy, until ``<eos>`` or ``max_length`` tokens.
 """
 
@@ -41,7 +41,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DecoderConfig:
     """Production-RNN size and training protocol (paper: 80 epochs × 2400 batches of
-    64, lr 1e-4 × 0.99 per epoch, dropout 0.05, teacher forcing from 0.5)."""
+    64, lr 1e-4 × 0.99 per epoch, dropout 0.05, teacher forcing from 0.5). The rate
+    falls by ``lr_decay`` per ``lr_decay_batches`` batches (the paper's epoch), applied
+    after each epoch as ``lr_decay ** (batches_per_epoch / lr_decay_batches)``, so the
+    rate after a given number of batches does not depend on the epoch size."""
 
     hidden: int = 256
     epochs: int = 80
@@ -49,12 +52,14 @@ class DecoderConfig:
     batch_size: int = 64
     lr: float = 1e-4
     lr_decay: float = 0.99
+    lr_decay_batches: int = 2400
     dropout: float = 0.05
     teacher_forcing: float = 0.5
     max_length: int = 40
 
     def __post_init__(self):
-        for name in ("hidden", "epochs", "batches_per_epoch", "batch_size", "max_length"):
+        for name in ("hidden", "epochs", "batches_per_epoch", "batch_size", "max_length",
+                     "lr_decay_batches"):
             if not is_positive_int(getattr(self, name)):
                 raise ValueError(f"production.decoder.{name} must be a positive integer, "
                                  f"got {getattr(self, name)!r}")
@@ -66,6 +71,11 @@ class DecoderConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"production.decoder.{name} must be in [0, 1], "
                                  f"got {getattr(self, name)!r}")
+
+    @property
+    def epoch_lr_factor(self) -> float:
+        """The learning-rate factor applied after each epoch."""
+        return self.lr_decay ** (self.batches_per_epoch / self.lr_decay_batches)
 
     @classmethod
     def from_mapping(cls, values: Mapping | None) -> DecoderConfig:
@@ -220,7 +230,7 @@ def train_decoder(
         decoder = ProductionRNN(len(vocab), instructor.rnn.hidden_size, config.hidden,
                                 config.dropout).to(device)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.epoch_lr_factor)
     pools = {t: data.pools[t].to(device) for t in data.tasks}
     choices = {t: data.sentences[t].to(device) for t in data.tasks}
     rows = []

@@ -2,8 +2,9 @@
 
 With every weight of a trained sensorimotor model frozen, a set of ``vectors`` 64-d
 task vectors per task — the input the model's encoder would otherwise compute from an
-instruction — is optimised on the task loss alone (masked MSE; Adam at ``lr``, × ``lr_decay``
-after every epoch of ``batches_per_epoch`` batches). The vectors are independent: each
+instruction — is optimised on the task loss alone (masked MSE; Adam at ``lr``, × ``lr_decay`` per
+``lr_decay_batches`` batches, the paper's epoch of 800, applied after every epoch of
+``batches_per_epoch`` batches). The vectors are independent: each
 step draws ``batch_size`` trials for every vector (so each vector sees batches of
 ``batch_size`` trials, as in the paper) and Adam's updates are per element. A vector has
 converged once its accuracy over the trials of an epoch reaches the task's threshold
@@ -40,12 +41,14 @@ class FeedbackConfig:
     max_epochs: int = 20
     lr: float = 0.05
     lr_decay: float = 0.8
+    lr_decay_batches: int = 800  # lr × lr_decay per this many batches (paper: one epoch)
     threshold: float = 0.9
     threshold_overrides: Mapping[str, float] = field(
         default_factory=lambda: {"DMC": 0.85, "DNMC": 0.85})
 
     def __post_init__(self):
-        for name in ("vectors", "batch_size", "batches_per_epoch", "max_epochs"):
+        for name in ("vectors", "batch_size", "batches_per_epoch", "max_epochs",
+                     "lr_decay_batches"):
             if not is_positive_int(getattr(self, name)):
                 raise ValueError(f"production.feedback.{name} must be a positive integer, "
                                  f"got {getattr(self, name)!r}")
@@ -57,6 +60,13 @@ class FeedbackConfig:
             if not 0 < value <= 1:
                 raise ValueError(f"production.feedback threshold {task} must be in (0, 1], got {value!r}")
         check_tasks(list(self.threshold_overrides))
+
+    @property
+    def epoch_lr_factor(self) -> float:
+        """The learning-rate factor applied after each epoch:
+        ``lr_decay ** (batches_per_epoch / lr_decay_batches)`` (the rate after a given
+        number of batches does not depend on the epoch size)."""
+        return self.lr_decay ** (self.batches_per_epoch / self.lr_decay_batches)
 
     @classmethod
     def from_mapping(cls, values: Mapping | None) -> FeedbackConfig:
@@ -108,7 +118,7 @@ def motor_feedback(
     k, per = config.vectors, config.batch_size
     owner = torch.arange(k, device=device).repeat_interleave(per)  # trial → vector
     optimizer = torch.optim.Adam([vectors], lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.epoch_lr_factor)
     pool = pool.to(device)
     threshold = config.threshold_of(task)
     converged = torch.zeros(k, dtype=torch.bool, device=device)
