@@ -32,7 +32,7 @@ from ..models.network import SensorimotorModel
 from ..tasks import TrialBatch
 from ..tasks.batches import draw_batch
 from ..tasks.constants import TASK_INDEX
-from ..training.loop import is_positive_int
+from ..training.loop import epoch_lr_factor, is_positive_int
 from .vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class DecoderConfig:
     @property
     def epoch_lr_factor(self) -> float:
         """The learning-rate factor applied after each epoch."""
-        return self.lr_decay ** (self.batches_per_epoch / self.lr_decay_batches)
+        return epoch_lr_factor(self.lr_decay, self.batches_per_epoch, self.lr_decay_batches)
 
     @classmethod
     def from_mapping(cls, values: Mapping | None) -> DecoderConfig:

@@ -28,7 +28,7 @@ from ..models.network import SensorimotorModel
 from ..tasks import TrialBatch, is_correct
 from ..tasks.batches import draw_batch
 from ..tasks.constants import check_tasks
-from ..training.loop import is_positive_int
+from ..training.loop import epoch_lr_factor, is_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,8 @@ class FeedbackConfig:
 
     @property
     def epoch_lr_factor(self) -> float:
-        """The learning-rate factor applied after each epoch:
-        ``lr_decay ** (batches_per_epoch / lr_decay_batches)`` (the rate after a given
-        number of batches does not depend on the epoch size)."""
-        return self.lr_decay ** (self.batches_per_epoch / self.lr_decay_batches)
+        """The learning-rate factor applied after each epoch."""
+        return epoch_lr_factor(self.lr_decay, self.batches_per_epoch, self.lr_decay_batches)
 
     @classmethod
     def from_mapping(cls, values: Mapping | None) -> FeedbackConfig:

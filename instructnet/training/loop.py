@@ -101,9 +101,8 @@ class TrainConfig:
 
     @property
     def epoch_lr_factor(self) -> float:
-        """The learning-rate factor applied after each epoch:
-        ``lr_decay ** (batches_per_epoch / lr_decay_batches)``."""
-        return self.lr_decay ** (self.batches_per_epoch / self.lr_decay_batches)
+        """The learning-rate factor applied after each epoch (:func:`epoch_lr_factor`)."""
+        return epoch_lr_factor(self.lr_decay, self.batches_per_epoch, self.lr_decay_batches)
 
     @classmethod
     def from_mapping(cls, values: Mapping, **override) -> TrainConfig:
@@ -141,6 +140,14 @@ class TrainingData:
             missing = [t for t in self.tasks if len(self.sentences.get(t, ())) == 0]
             if missing:
                 raise ValueError(f"no training instructions for tasks: {', '.join(missing)}")
+
+
+def epoch_lr_factor(lr_decay: float, batches_per_epoch: int, lr_decay_batches: int) -> float:
+    """The learning-rate factor applied after each epoch when the rate falls by
+    ``lr_decay`` per ``lr_decay_batches`` batches: ``lr_decay ** (batches_per_epoch /
+    lr_decay_batches)``, so the rate after a given number of batches does not depend on
+    the epoch size (training, the production decoder, motor feedback)."""
+    return lr_decay ** (batches_per_epoch / lr_decay_batches)
 
 
 def check_finite(label: str, epoch: int, tasks: Sequence[str], losses: np.ndarray) -> None:
