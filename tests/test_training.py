@@ -18,6 +18,7 @@ from instructnet.models import (
     build_model,
     model_spec,
 )
+from instructnet.models.encoders import whitening_matrix
 from instructnet.models.io import load_model
 from instructnet.tasks import TASKS, generate_pool, write_trials
 from instructnet.tasks.constants import TASK_INDEX
@@ -79,8 +80,8 @@ def test_zscore_encoder_is_a_linear_map_with_fixed_training_statistics():
     spec = model_spec("sbertnet_minilm", LMS, "zscore")
     assert spec.embedding_norm == "zscore"
     assert model_spec("simplenet", LMS, "zscore").embedding_norm == "none"  # rule models: no embedding
-    with pytest.raises(ValueError, match="zscore"):
-        model_spec("sbertnet_minilm", LMS, "whiten")
+    with pytest.raises(ValueError, match="none, zscore, whiten"):
+        model_spec("sbertnet_minilm", LMS, "sphere")
     gen = torch.Generator().manual_seed(0)
     emb = torch.randn(30, 384, generator=gen) * 0.2 + torch.randn(384, generator=gen) * 3
     train_rows = {"Go": torch.arange(0, 10), "DM": torch.arange(10, 20)}  # rows 20..29 unseen
@@ -105,7 +106,44 @@ def test_zscore_encoder_is_a_linear_map_with_fixed_training_statistics():
     assert z.mean(0).abs().max() < 1e-4 and (z.std(0) - 1).abs().max() < 1e-4
 
 
-def test_zscore_statistics_survive_saving(tmp_path, pools):
+def test_whitening_matrix_decorrelates_and_is_defined_with_few_rows():
+    gen = torch.Generator().manual_seed(1)
+    mix = torch.randn(6, 6, generator=gen)
+    rows = torch.randn(4000, 6, generator=gen) @ mix + 5  # correlated, uneven variances
+    w = whitening_matrix(rows)
+    assert w.dtype == torch.float64 and torch.allclose(w, w.T)
+    white = (rows.double() - rows.double().mean(0)) @ w
+    # many rows: Ledoit-Wolf shrinks little, so the covariance is close to the identity
+    assert torch.allclose(torch.cov(white.T), torch.eye(6, dtype=torch.float64), atol=0.05)
+    # fewer rows than dimensions (a corpus's training sentences): finite, full rank
+    few = whitening_matrix(torch.randn(10, 40, generator=gen))
+    assert torch.isfinite(few).all() and torch.linalg.matrix_rank(few) == 40
+    assert torch.equal(whitening_matrix(torch.ones(1, 3)), torch.eye(3, dtype=torch.float64))
+
+
+def test_whitened_encoder_is_a_linear_map_with_fixed_training_statistics():
+    spec = model_spec("sbertnet_minilm", LMS, "whiten")
+    gen = torch.Generator().manual_seed(0)
+    emb = torch.randn(30, 384, generator=gen) * 0.2 + torch.randn(384, generator=gen) * 3
+    train_rows = {"Go": torch.arange(0, 10), "DM": torch.arange(10, 20)}  # rows 20..29 unseen
+    model = build_model(spec, 3, embeddings=emb, hidden=16, norm_rows=train_rows.values())
+    enc = model.encoder
+    assert torch.allclose(enc.shift, emb[:20].double().mean(0).float())
+    assert torch.allclose(enc.whitener, whitening_matrix(emb[:20]).float())
+    plain = build_model(model_spec("sbertnet_minilm", LMS), 3, embeddings=emb, hidden=16)
+    assert torch.equal(plain.encoder.head.weight, enc.head.weight)  # same seed, same head
+    idx = torch.tensor([0, 12, 25])
+    out = model.task_vectors(torch.zeros(3, dtype=torch.long), idx)
+    assert torch.allclose(out, enc.head((emb[idx] - enc.shift) @ enc.whitener))
+    # one Linear(d -> 64) of the raw embedding (the paper's model class)
+    w = enc.head.weight @ enc.whitener.T
+    b = enc.head.bias - w @ enc.shift
+    assert torch.allclose(out, emb[idx] @ w.T + b, atol=1e-3)
+    assert torch.allclose(enc.map(emb[idx]), out)
+
+
+@pytest.mark.parametrize("norm", ["zscore", "whiten"])
+def test_embedding_statistics_survive_saving(tmp_path, pools, norm):
     from instructnet.embeddings import embed_corpus, instruction_rows, write_embeddings
     from instructnet.instructions import load_corpus
     from instructnet.training.run import read_embeddings
@@ -116,18 +154,21 @@ def test_zscore_statistics_survive_saving(tmp_path, pools):
     cfg = TrainConfig(batch_size=8, batches_per_epoch=4, min_epochs=1, max_epochs=1)
     out = tmp_path / "z"
     out.mkdir()
-    train_job(spec=model_spec("bownet", LMS, "zscore"), holdout="test", seed=0,
+    train_job(spec=model_spec("bownet", LMS, norm), holdout="test", seed=0,
               tasks=["Go", "DM"], pool_paths=pools, config=cfg, base_seed=1,
               model_out=out / "model.pt", log_out=out / "log.parquet", hidden=8,
               progress=False, embeddings_path=tmp_path / "bownet.parquet")
     model, meta = load_model(out / "model.pt")
-    assert meta["spec"]["embedding_norm"] == "zscore"
+    assert meta["spec"]["embedding_norm"] == norm
     rows, vectors = read_embeddings(tmp_path / "bownet.parquet")
     used = torch.cat(list(instruction_rows(rows, ["Go", "DM"], "train").values()))
     ref = torch.tensor(vectors)[used].double()
     # statistics of the training sentences of the training tasks only, restored on load
     assert torch.allclose(model.encoder.shift, ref.mean(0).float())
-    assert torch.allclose(model.encoder.scale, ref.std(0).clamp_min(1e-6).float())
+    if norm == "zscore":
+        assert torch.allclose(model.encoder.scale, ref.std(0).clamp_min(1e-6).float())
+    else:
+        assert torch.allclose(model.encoder.whitener, whitening_matrix(ref).float())
 
 
 def test_model_specs_and_unknown_names():
@@ -404,13 +445,14 @@ def test_tuned_variant_trains_the_last_blocks_only(tmp_path, pools, tiny_models)
     # before its blocks move, the language model in the loop gives the cached vectors
     from instructnet.models.encoders import InstructionEncoder, TunedInstructionEncoder
 
-    cached = InstructionEncoder(torch.tensor(pooled))
-    tokenizer, network = load(lm)
-    live = TunedInstructionEncoder(tokenizer, network, lm.pooling, list(corpus["text"]),
-                                   cached, blocks=1)
     idx = torch.tensor([0, 17, 500, 999])
     task = torch.zeros(4, dtype=torch.long)
-    assert torch.allclose(live(task, idx), cached(task, idx), atol=1e-5)
+    for norm in ("none", "zscore", "whiten"):  # with the cached encoder's fixed input map
+        cached = InstructionEncoder(torch.tensor(pooled), norm=norm)
+        tokenizer, network = load(lm)
+        live = TunedInstructionEncoder(tokenizer, network, lm.pooling, list(corpus["text"]),
+                                       cached, blocks=1)
+        assert torch.allclose(live(task, idx), cached(task, idx), atol=1e-4), norm
 
 
 def test_model_files_are_read_safely_and_bad_ones_named(tmp_path, pools):

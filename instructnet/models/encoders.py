@@ -16,10 +16,12 @@ The fixed random matrices derive from a torch.Generator, so they are reproducibl
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..tasks.constants import STRUCTURE, TASKS
+from .spec import EMBEDDING_NORMS
 
 TASK_DIM = 64
 
@@ -68,6 +70,22 @@ class RuleEncoder(nn.Module):
         return v if self.head is None else self.head(v)
 
 
+def whitening_matrix(rows: torch.Tensor) -> torch.Tensor:
+    """The symmetric (ZCA) whitening matrix ``C^(-1/2)`` (float64, d × d) of ``rows``
+    (N, d), with ``C`` their Ledoit–Wolf shrunk covariance (sklearn): well defined when
+    there are fewer rows than dimensions (a corpus's training sentences), with no
+    setting to choose. Centred rows times it have covariance close to the identity.
+    Fewer than two rows: the identity."""
+    d = rows.shape[1]
+    if len(rows) < 2:
+        return torch.eye(d, dtype=torch.float64)
+    from sklearn.covariance import ledoit_wolf
+
+    cov, _ = ledoit_wolf(rows.double().cpu().numpy())
+    values, vectors = np.linalg.eigh(cov)
+    return torch.from_numpy((vectors / np.sqrt(values)) @ vectors.T)
+
+
 class InstructionEncoder(nn.Module):
     """Instructed models: cached sentence embeddings → trainable map to 64 dims.
 
@@ -76,7 +94,10 @@ class InstructionEncoder(nn.Module):
     before the map. A fixed affine map followed by a Linear is still a Linear of the
     embedding, so the model class is the paper's; only the optimisation is better
     conditioned (frozen sentence embeddings share a large common component; see
-    docs/design_experiments.md). ``norm="none"`` is the paper's parameterisation.
+    docs/design_experiments.md). ``norm="whiten"`` also decorrelates the dimensions:
+    the centred embedding times the inverse square root of the Ledoit–Wolf shrunk
+    covariance of the same rows (:func:`whitening_matrix`), again a fixed affine map.
+    ``norm="none"`` is the paper's parameterisation.
     """
 
     def __init__(self, embeddings: torch.Tensor, head: str = "linear", norm: str = "none",
@@ -90,22 +111,28 @@ class InstructionEncoder(nn.Module):
             self.head = mlp([d, 256, 256, TASK_DIM])
         else:
             raise ValueError(f"unknown instruction head {head!r}; expected linear or mlp")
+        if norm not in EMBEDDING_NORMS:
+            raise ValueError(f"unknown embedding norm {norm!r}; expected one of "
+                             f"{', '.join(EMBEDDING_NORMS)}")
         self.norm = norm
-        if norm == "zscore":
+        if norm != "none":
             ref = self.embeddings if norm_rows is None else self.embeddings[norm_rows]
             # statistics in float64; loading a saved model overwrites them with the saved ones
             mean = ref.double().mean(0)
-            sd = ref.double().std(0) if len(ref) > 1 else torch.ones_like(mean)
             self.register_buffer("shift", mean.float())
-            self.register_buffer("scale", sd.clamp_min(1e-6).float())
-        elif norm != "none":
-            raise ValueError(f"unknown embedding norm {norm!r}; expected none or zscore")
+            if norm == "zscore":
+                sd = ref.double().std(0) if len(ref) > 1 else torch.ones_like(mean)
+                self.register_buffer("scale", sd.clamp_min(1e-6).float())
+            else:
+                self.register_buffer("whitener", whitening_matrix(ref).float())
 
     def map(self, vectors: torch.Tensor) -> torch.Tensor:
         """The trainable map applied to sentence embeddings (N, d) → (N, 64), including
         the fixed standardisation when there is one (partners and tuned models use it)."""
         if self.norm == "zscore":
             vectors = (vectors - self.shift) / self.scale
+        elif self.norm == "whiten":
+            vectors = (vectors - self.shift) @ self.whitener
         return self.head(vectors)
 
     def forward(self, task_idx: torch.Tensor, sentence_idx: torch.Tensor):
@@ -137,9 +164,9 @@ class TunedInstructionEncoder(nn.Module):
         self.pooling = pooling
         self.head = cached.head
         self.norm = cached.norm
-        if cached.norm == "zscore":
-            self.register_buffer("shift", cached.shift.clone())
-            self.register_buffer("scale", cached.scale.clone())
+        for name in ("shift", "scale", "whitener"):  # the fixed standardisation, if any
+            if hasattr(cached, name):
+                self.register_buffer(name, getattr(cached, name).clone())
         network.requires_grad_(False)
         stack = transformer_blocks(network)
         if not 0 < blocks <= len(stack):

@@ -27,6 +27,10 @@ class UnknownModelError(ValueError):
     """A model name that is neither a rule model nor built on a known language model."""
 
 
+# fixed input transforms of an instructed model's embeddings (models.encoders.InstructionEncoder)
+EMBEDDING_NORMS = ("none", "zscore", "whiten")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -36,7 +40,7 @@ class ModelSpec:
     head: str = "linear"  # "linear" or "mlp" for instructed models
     gpt: bool = False  # GPT language models train to a lower criterion
     tuned: bool = False  # last transformer blocks trained after tuning.from_epoch
-    embedding_norm: str = "none"  # instructed models: "zscore" standardises the embeddings
+    embedding_norm: str = "none"  # instructed models: "zscore"/"whiten" (InstructionEncoder)
 
     @property
     def instructed(self) -> bool:
@@ -45,7 +49,8 @@ class ModelSpec:
 
 def model_spec(name: str, language_models: Mapping, embedding_norm: str = "none") -> ModelSpec:
     """Parse a model name; ``language_models`` maps LM names to LanguageModel entries.
-    ``embedding_norm`` (``none`` or ``zscore``) applies to instructed models only."""
+    ``embedding_norm`` (``none``, ``zscore`` or ``whiten``) applies to instructed models
+    only."""
     if name in RULE_MODELS:
         rule, plus = RULE_MODELS[name]
         return ModelSpec(name, rule=rule, plus=plus)
@@ -64,6 +69,7 @@ def model_spec(name: str, language_models: Mapping, embedding_norm: str = "none"
         raise UnknownModelError(f"model {name!r}: a bag of words has no layers to tune")
     source = language_models[lm].source or ""
     gpt = "gpt" in lm.lower() or "gpt" in source.lower()
-    if embedding_norm not in ("none", "zscore"):
-        raise ValueError(f"embedding norm must be none or zscore, got {embedding_norm!r}")
+    if embedding_norm not in EMBEDDING_NORMS:
+        raise ValueError(f"embedding norm must be one of {', '.join(EMBEDDING_NORMS)}, "
+                         f"got {embedding_norm!r}")
     return ModelSpec(name, lm=lm, head=head, gpt=gpt, tuned=tuned, embedding_norm=embedding_norm)
