@@ -156,3 +156,26 @@ def test_compare_sweeps_over_groups_and_seeds(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert {c["label"] for c in out["curves"]} == {"x", "y"}
     assert {f["label"]: f["reached"] for f in out["first_at_target"]} == {"x": 2, "y": 1}
+
+
+def test_compare_on_the_same_seeds_and_per_task(tmp_path, capsys):
+    a = _synthetic({("A", "simplenet", 0): [(2, 0.5, 0.1), (4, 0.9, 0.2)],
+                    ("A", "simplenet", 1): [(2, 0.7, 0.3), (4, 0.7, 0.4)],
+                    ("A", "simplenet", 2): [(2, 0.1, 0.0), (4, 0.1, 0.0)]})
+    curves, first = design.compare({"x": a}, at_most=4, seeds=[0, 1])
+    at4 = curves[curves["batches"] == 4].iloc[0]
+    assert at4["networks"] == 2 and at4["train_mean"] == pytest.approx(0.8)
+    assert first.iloc[0]["networks"] == 2
+    # per task, at each network's last point (here 4); the tasks' own accuracies
+    a.loc[(a["task"] == "AntiGo") & (a["seed"] == 0) & (a["batches"] == 4), "accuracy"] = 0.3
+    tasks = design.per_task({"x": a}, seeds=[0, 1]).set_index("task")
+    assert tasks.loc["Go", "accuracy"] == pytest.approx(0.8)
+    assert tasks.loc["AntiGo", "accuracy"] == pytest.approx(0.5)
+    assert (tasks.loc["AntiGo", "lo"], tasks.loc["AntiGo", "hi"]) == (0.3, 0.7)
+    assert set(tasks["networks"]) == {2} and set(tasks["batches"]) == {4}
+    assert "RTGo" not in tasks.index  # held out: not a training task
+    a.to_parquet(tmp_path / "a.parquet")
+    bench_main(["design", "--compare", f"x={tmp_path / 'a.parquet'}", "--only-seeds", "0",
+                "--per-task"])
+    out = json.loads(capsys.readouterr().out)
+    assert {t["task"]: t["accuracy"] for t in out["per_task"]} == {"AntiGo": 0.3, "Go": 0.9}

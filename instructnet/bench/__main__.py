@@ -8,6 +8,8 @@ ccgp        seconds for the representations and CCGP of one model over all layer
 gpu         `make gpu-check`: CUDA tests and GPU measurements -> results/bench/gpu.json
 design      design experiments: train models x seeds on a task set with holdout groups,
             score training accuracy and zero-shot accuracy (instructnet.bench.design)
+errors      where trained models' errors go, per task: correct, the other answer (the
+            Pro/Anti counterpart's rule), other errors (instructnet.bench.errors)
 """
 
 from __future__ import annotations
@@ -75,10 +77,14 @@ def main(argv=None) -> None:
                    help="with --compare: the mean training accuracy whose first point is reported")
     d.add_argument("--at-most", type=int, default=None,
                    help="with --compare: ignore evaluation points after this many batches")
+    d.add_argument("--only-seeds", nargs="+", type=int, default=None,
+                   help="with --compare: only these seeds' networks")
+    d.add_argument("--per-task", action="store_true",
+                   help="with --compare: also each task's training accuracy at the last point")
     d.add_argument("--no-check", action="store_true", help="allow groups that break the principle")
     d.add_argument("--models", nargs="+", default=["simplenet", "structurenet", "sbertnet_minilm"],
                    help="model names; an instructed model may carry @zscore (standardised "
-                        "embeddings, training.embedding_norm) or @none")
+                        "embeddings, training.embedding_norm), @whiten or @none")
     d.add_argument("--seeds", nargs="+", type=int, default=[0])
     d.add_argument("--batches", type=int, default=3000)
     d.add_argument("--batches-per-epoch", type=int, default=500)
@@ -102,7 +108,29 @@ def main(argv=None) -> None:
                    help="train each task set's networks together (packed trainer; for GPUs)")
     d.add_argument("--out", default="results/design")
     d.add_argument("--embeddings-dir", default=None, help="embedding cache (default OUT/embeddings)")
+    er = sub.add_parser("errors", help="correct / the other answer / other errors per task")
+    er.add_argument("models", nargs="+", help="model.pt files of the workflow (results/models/...)")
+    er.add_argument("--pools", default="results/trials/eval",
+                    help="folder of trial pools <task>.parquet (default: the evaluation pools)")
+    er.add_argument("--embeddings", default=None,
+                    help="the instructed models' embedding table (results/embeddings/<lm>.parquet)")
+    er.add_argument("--tasks", nargs="+", default=None, help="default: every task with a pool")
+    er.add_argument("--convention", choices=["paper", "reference"], default="paper")
+    er.add_argument("--seed", type=int, default=2024)
+    er.add_argument("--out", default=None, help="also write the per-task table (Parquet)")
     args = parser.parse_args(argv)
+    if args.name == "errors":
+        from ..tasks.stimulus import Stimulus
+        from .errors import run as run_errors
+        from .errors import summary
+
+        table = run_errors(args.models, args.pools, args.embeddings, args.tasks,
+                           Stimulus(args.convention), args.seed)
+        if args.out:
+            table.to_parquet(args.out, index=False)
+        print(json.dumps({"summary": summary(table).to_dict("records"),
+                          "tasks": table.round(3).to_dict("records")}, indent=1))
+        return
     if args.name == "gpu":
         from .gpu import run as run_gpu
 

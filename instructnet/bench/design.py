@@ -194,7 +194,9 @@ class DesignConfig:
     def decay(self) -> float:
         if self.lr_decay is not None:
             return self.lr_decay
-        return 0.95 ** (self.batches_per_epoch / 2400)
+        from ..training.loop import epoch_lr_factor
+
+        return epoch_lr_factor(0.95, self.batches_per_epoch, 2400)
 
     def checkpoints(self) -> list[int]:
         """Batch counts at which the job is evaluated (always the last)."""
@@ -595,7 +597,8 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def compare(tables: Mapping[str, pd.DataFrame], target: float = 0.85,
-            at_most: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+            at_most: int | None = None,
+            seeds: Sequence[int] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compare sweeps (``label -> design table``, e.g. one per batch size) over their
     groups and seeds: per label, model and evaluation point, the mean, min and max over
     networks of the mean training accuracy (fresh trials, strict) and of the zero-shot
@@ -603,9 +606,10 @@ def compare(tables: Mapping[str, pd.DataFrame], target: float = 0.85,
     point at which each network's mean training accuracy reached ``target`` (min,
     median, max over the networks that reached it, and how many did). ``at_most``:
     ignore points after this many batches (so that sweeps of different lengths are
-    compared over the same range)."""
+    compared over the same range); ``seeds``: only these seeds' networks (so that sweeps
+    of different sizes are compared on the same networks)."""
     rows, first = [], []
-    for label, table in tables.items():
+    for label, table in _only_seeds(tables, seeds).items():
         summary = summarize(table)
         if at_most is not None:
             summary = summary[summary["batches"] <= at_most]
@@ -627,6 +631,32 @@ def compare(tables: Mapping[str, pd.DataFrame], target: float = 0.85,
                           "first_median": float(hits.median()) if len(hits) else None,
                           "first_max": int(hits.max()) if len(hits) else None})
     return pd.DataFrame(rows).round(3), pd.DataFrame(first)
+
+
+def _only_seeds(tables: Mapping[str, pd.DataFrame], seeds: Sequence[int] | None):
+    if seeds is None:
+        return dict(tables)
+    return {label: t[t["seed"].isin(list(seeds))] for label, t in tables.items()}
+
+
+def per_task(tables: Mapping[str, pd.DataFrame], at_most: int | None = None,
+             seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    """Training accuracy per task (fresh trials, strict) at each network's last
+    evaluation point (at most ``at_most`` batches): per label, model and task, the mean,
+    min and max over the networks that trained on it, and how many did. Which tasks hold
+    a model's mean training accuracy down."""
+    rows = []
+    for label, table in _only_seeds(tables, seeds).items():
+        tr = table[table["kind"] == "train"]
+        if at_most is not None:
+            tr = tr[tr["batches"] <= at_most]
+        last = tr.groupby(["group", "model", "seed"])["batches"].transform("max")
+        tr = tr[tr["batches"] == last]
+        for (model, task), g in tr.groupby(["model", "task"], sort=True, observed=True):
+            rows.append({"label": label, "model": model, "task": task, "networks": len(g),
+                         "batches": int(g["batches"].max()), "accuracy": g["accuracy"].mean(),
+                         "lo": g["accuracy"].min(), "hi": g["accuracy"].max()})
+    return pd.DataFrame(rows).round(3)
 
 
 def parse_group(text: str) -> tuple[str, tuple[str, ...]]:
@@ -660,9 +690,12 @@ def main(args) -> dict:
             path = Path(path)
             tables[label or path.stem] = pd.read_parquet(
                 path / "design.parquet" if path.is_dir() else path)
-        curves, first = compare(tables, args.target, args.at_most)
-        return {"target": args.target, "curves": curves.to_dict("records"),
-                "first_at_target": first.to_dict("records")}
+        curves, first = compare(tables, args.target, args.at_most, args.only_seeds)
+        out = {"target": args.target, "curves": curves.to_dict("records"),
+               "first_at_target": first.to_dict("records")}
+        if args.per_task:
+            out["per_task"] = per_task(tables, args.at_most, args.only_seeds).to_dict("records")
+        return out
     if args.collect:
         table = collect(args.out)
         summary = summarize(table)
