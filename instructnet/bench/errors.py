@@ -104,7 +104,7 @@ def model_errors(model_path: str | Path, pools: dict[str, TrialBatch],
                  embeddings_path: str | Path | None, seed: int = 2024,
                  device: str = "cpu") -> pd.DataFrame:
     """One row per task of ``pools``: who (model, seed), whether the model trained on
-    the task, trials and the three fractions."""
+    the task, trials, and the measures of :func:`error_fractions`."""
     model, meta = load_model(model_path, device)
     spec = ModelSpec(**meta["spec"])
     choices = None
