@@ -34,7 +34,6 @@ import pandas as pd
 import torch
 
 from ..embeddings import instruction_rows, read_embeddings
-from ..models.encoders import TASK_DIM
 from ..models.io import load_model
 from ..models.spec import ModelSpec
 from ..seeding import seed_int
@@ -42,11 +41,11 @@ from ..tasks import TASKS
 from ..tasks.constants import FAMILY_OF, N_RING, TASK_INDEX
 from ..tasks.rendering import (
     ANGLE_TOLERANCE,
-    FIX_THRESHOLD,
     RESPONSE_THRESHOLD,
     TWO_PI,
     TrialBatch,
     circular_distance,
+    fixation_held,
     is_correct,
     render,
 )
@@ -60,7 +59,7 @@ def alternative_dirs(trials: TrialBatch, task: str) -> torch.Tensor:
     opposite; otherwise a shown direction farther than the scoring tolerance from the
     target (the other stimulus), or the opposite if there is none; NaN for trials
     without a response."""
-    opposite = torch.remainder(trials.target_dir + math.pi, 2 * math.pi)
+    opposite = torch.remainder(trials.target_dir + math.pi, TWO_PI)
     if FAMILY_OF[task] == "Go":
         return torch.where(trials.response, opposite, torch.full_like(opposite, float("nan")))
     shown = trials.slot_on < trials.slot_off
@@ -85,10 +84,8 @@ def error_fractions(outputs: torch.Tensor, trials: TrialBatch, task: str) -> dic
     correct = is_correct(outputs, trials, "strict")
     alt_trials = replace(trials, target_dir=torch.nan_to_num(alt_dirs))
     alternative = is_correct(outputs, alt_trials, "strict") & ~correct & trials.response
-    before_go = torch.arange(outputs.shape[1], device=outputs.device) < trials.go_on[:, None]
-    fix_ok = ((outputs[:, :, 0] > FIX_THRESHOLD) | ~before_go).all(dim=1)
     ring = outputs[:, -1, 1:]
-    weak = fix_ok & trials.response & (ring.max(dim=-1).values <= RESPONSE_THRESHOLD)
+    weak = fixation_held(outputs, trials) & trials.response & (ring.max(dim=-1).values <= RESPONSE_THRESHOLD)
     resp = trials.response
     n = len(trials)
     fractions = {name: mask.float().mean().item()
@@ -128,9 +125,7 @@ def model_errors(model_path: str | Path, pools: dict[str, TrialBatch],
                 pick = torch.randint(0, len(choices[task]), (n,), generator=gen, device=device)
                 rows = choices[task].to(device)[pick]
             idx = torch.full((n,), TASK_INDEX[task], dtype=torch.long, device=device)
-            vec = model.task_vectors(idx, rows)
-            assert vec.shape == (n, TASK_DIM)
-            outputs, _ = model(rendered.inputs, vec)
+            outputs, _ = model(rendered.inputs, model.task_vectors(idx, rows))
             out.append({"model": spec.name, "seed": int(meta["seed"]), "task": task,
                         "trained": task in trained, "trials": n,
                         **error_fractions(outputs, pool, task)})

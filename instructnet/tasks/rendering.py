@@ -272,6 +272,13 @@ def is_correct(outputs: torch.Tensor, trials: TrialBatch | pd.DataFrame,
     return correct_by_scoring(outputs, trials, (scoring,), batch)[scoring]
 
 
+def fixation_held(outputs: torch.Tensor, trials: TrialBatch) -> torch.Tensor:
+    """Per trial (bool ``(B,)``): the fixation output stays above 0.5 at every step
+    before the go epoch (what every scoring rule requires first)."""
+    before_go = torch.arange(outputs.shape[1], device=outputs.device) < trials.go_on.unsqueeze(-1)
+    return ((outputs[:, :, 0] > FIX_THRESHOLD) | ~before_go).all(dim=1)
+
+
 def correct_by_scoring(outputs: torch.Tensor, trials: TrialBatch | pd.DataFrame,
                        scorings=SCORINGS, batch: int | None = None) -> dict[str, torch.Tensor]:
     """:func:`is_correct` under each rule of ``scorings``, {rule: bool (B,)}: everything
@@ -285,9 +292,7 @@ def correct_by_scoring(outputs: torch.Tensor, trials: TrialBatch | pd.DataFrame,
             f"outputs of shape {tuple(outputs.shape)} do not match {len(b)} trials × "
             f"{N_STEPS} steps × {N_OUTPUTS} outputs"
         )
-    t = torch.arange(outputs.shape[1], device=outputs.device)
-    before_go = t < b.go_on.unsqueeze(-1)
-    fix_ok = ((outputs[:, :, 0] > FIX_THRESHOLD) | ~before_go).all(dim=1)
+    fix_ok = fixation_held(outputs, b)
 
     last_ring = outputs[:, -1, 1:]
     peak = last_ring.max(dim=-1).values
