@@ -48,7 +48,7 @@ def test_sweep_table(tmp_path, capsys, packed):
     out = tmp_path / "design"
     args = ["design", "--task-set", "Go,AntiGo,RTGo,AntiRTGo,GoMod1,GoMod2",
             "--group", "g=AntiRTGo", "--models", "simplenet", "structurenet",
-            "--seeds", "0", "1", "--out", str(out), "--jobs", "1", *TINY]
+            "--seeds", "0", "1", "--out", str(out), "--jobs", "1", "--lr-final-steps", "1", *TINY]
     if packed:
         args += ["--packed", "--device", "cpu"]
     bench_main(args)
@@ -179,3 +179,15 @@ def test_compare_on_the_same_seeds_and_per_task(tmp_path, capsys):
                 "--per-task"])
     out = json.loads(capsys.readouterr().out)
     assert {t["task"]: t["accuracy"] for t in out["per_task"]} == {"AntiGo": 0.3, "Go": 0.9}
+
+
+def test_design_jobs_train_by_the_workflows_schedule():
+    """A design job's training settings: its batches as epochs (no early stop), the
+    per-epoch decay, and the last-epochs step counted back from its last epoch."""
+    cfg = design.DesignConfig(batches=3000, batches_per_epoch=500, batch_size=16,
+                              lr_final_steps=(2, 1))
+    tcfg = cfg.train_config()
+    assert (tcfg.min_epochs, tcfg.max_epochs, tcfg.batch_size) == (6, 6, 16)
+    assert tcfg.epoch_lr_factor == pytest.approx(0.95 ** (500 / 2400))
+    assert [tcfg.lr_factor(e) / tcfg.epoch_lr_factor ** e for e in range(6)] == pytest.approx(
+        [1, 1, 1, 1, 0.25, 0.0625])

@@ -129,9 +129,11 @@ def inputs(tmp_path_factory):
 
 CFG = TrainConfig(batch_size=8, batches_per_epoch=9, min_epochs=1, max_epochs=3)
 # (model, seed, config): one network is capped at 1 epoch, so it stops while the others go
-# on; one has its own learning-rate schedule (x lr_decay per 3 batches: per-network rates)
+# on; one has its own learning-rate schedule (x lr_decay per 3 batches and a last-epochs
+# step: per-network rates)
 GRID = [("simplenetplus", 0, CFG),
-        ("bownet", 1, TrainConfig(**{**CFG.__dict__, "lr_decay_batches": 3})),
+        ("bownet", 1, TrainConfig(**{**CFG.__dict__, "lr_decay_batches": 3,
+                                     "lr_final_steps": (1,)})),
         ("simplenetplus", 2, TrainConfig(**{**CFG.__dict__, "max_epochs": 1}))]
 
 

@@ -196,7 +196,9 @@ def test_build_model_is_seeded():
     [({"lr": -1}, "lr"), ({"batch_size": 0}, "batch_size"), ({"min_epochs": 5, "max_epochs": 2}, "min_epochs"),
      ({"lr_decay": 1.5}, "lr_decay"), ({"threshold": 0}, "threshold"),
      ({"criterion_scoring": "lenient"}, "criterion_scoring"), ({"momentum": 0.9}, "momentum"),
-     ({"lr_decay_batches": 0}, "lr_decay_batches")],
+     ({"lr_decay_batches": 0}, "lr_decay_batches"),
+     ({"max_epochs": 4, "min_epochs": 1, "lr_final_steps": [5]}, "lr_final_steps"),
+     ({"lr_final_steps": [0]}, "lr_final_steps"), ({"lr_final_factor": 0}, "lr_final_factor")],
 )
 def test_bad_hyperparameters(bad, message):
     with pytest.raises(TrainingConfigError, match=message):
@@ -333,6 +335,47 @@ def test_lr_schedule_does_not_depend_on_epoch_size(pools):
     assert TrainConfig().epoch_lr_factor == pytest.approx(0.95)
 
 
+def test_last_epochs_step_is_the_references_multisteplr():
+    """lr_final_steps (5, 2, 1) × 0.25 gives, epoch by epoch, the rates of the reference
+    code's ExponentialLR chained with MultiStepLR(milestones = cap - 5, cap - 2, cap - 1,
+    gamma 0.25), stepped once per epoch."""
+    from instructnet.training.loop import lr_scheduler
+
+    cfg = TrainConfig.from_mapping({"batches_per_epoch": 500, "lr_decay_batches": 2400,
+                                    "min_epochs": 1, "max_epochs": 12,
+                                    "lr_final_steps": [5, 2, 1], "lr_final_factor": 0.25})
+    assert cfg.lr_final_steps == (5, 2, 1)  # a YAML list becomes a tuple (hashable, saved)
+
+    def optimiser():
+        return torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+
+    ours = lr_scheduler(mine := optimiser(), cfg)
+    theirs = optimiser()
+    chain = [torch.optim.lr_scheduler.ExponentialLR(theirs, cfg.epoch_lr_factor),
+             torch.optim.lr_scheduler.MultiStepLR(theirs, milestones=[7, 10, 11], gamma=0.25)]
+    rates = []
+    for _ in range(12):
+        rates.append(mine.param_groups[0]["lr"])
+        assert rates[-1] == pytest.approx(theirs.param_groups[0]["lr"], rel=1e-12)
+        mine.step(), ours.step()
+        theirs.step()
+        for s in chain:
+            s.step()
+    decay = 0.95 ** (500 / 2400)
+    assert rates[6] == pytest.approx(1e-3 * decay ** 6)  # before the last five epochs
+    assert rates[7] == pytest.approx(1e-3 * decay ** 7 * 0.25)
+    assert rates[11] == pytest.approx(1e-3 * decay ** 11 * 0.25 ** 3)
+    # a later start (a tuned model's second phase) starts at its initial rate
+    late = lr_scheduler(opt := optimiser(), cfg, start_epoch=9)
+    seen = []
+    for _ in range(3):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step(), late.step()
+    assert seen == pytest.approx([1e-3, 1e-3 * decay * 0.25, 1e-3 * decay ** 2 * 0.25 ** 2])
+    # off by default: the plain per-epoch decay
+    assert TrainConfig(min_epochs=1, max_epochs=12).lr_factor(11) == pytest.approx(0.95 ** 11)
+
+
 def test_instructed_training_reads_embeddings(tmp_path, pools):
     from instructnet.embeddings import embed_corpus, write_embeddings
     from instructnet.instructions import load_corpus
@@ -426,7 +469,9 @@ def test_tuned_variant_trains_the_last_blocks_only(tmp_path, pools, tiny_models)
     write_embeddings(corpus, pooled, tmp_path / "tiny.parquet")
     spec = model_spec("tiny_bert_tuned", {**LMS, "tiny_bert": lm})
     assert spec.tuned and spec.lm == "tiny_bert"
-    cfg = TrainConfig(batch_size=8, batches_per_epoch=6, min_epochs=3, max_epochs=3)
+    # the last-epochs step counts epochs over both phases: here the third and last
+    cfg = TrainConfig(batch_size=8, batches_per_epoch=6, min_epochs=3, max_epochs=3,
+                      lr_final_steps=(1,))
     out = tmp_path / "tuned"
     out.mkdir()
     table = train_job(spec, "test", 0, ["Go", "DM", "DMS"], pools, cfg, 1, out / "model.pt",
@@ -436,6 +481,7 @@ def test_tuned_variant_trains_the_last_blocks_only(tmp_path, pools, tiny_models)
     assert sorted(table["epoch"].unique()) == [1, 2, 3]
     lrs = table.groupby("epoch")["lr"].first()
     assert lrs[1] == 1e-3 and lrs[2] == pytest.approx(1e-4)  # the tuning rate from epoch 2
+    assert lrs[3] == pytest.approx(1e-4 * cfg.epoch_lr_factor * 0.25)
     model, meta = load_model(out / "model.pt")
     _, original = load(lm)
     tuned_state = model.encoder.network.state_dict()

@@ -92,6 +92,10 @@ def main(argv=None) -> None:
     d.add_argument("--lr", type=float, default=1e-3)
     d.add_argument("--lr-decay", type=float, default=None,
                    help="per epoch; default 0.95 per 2400 batches spread over the epochs")
+    d.add_argument("--lr-final-steps", nargs="*", type=int, default=[],
+                   help="training.lr_final_steps: the rate x --lr-final-factor from the epoch "
+                        "that lies K epochs before the last, for each K (reference: 5 2 1)")
+    d.add_argument("--lr-final-factor", type=float, default=0.25)
     d.add_argument("--hidden", type=int, default=256)
     d.add_argument("--batch-size", type=int, default=64, help="trials per training batch")
     d.add_argument("--convention", choices=["paper", "reference"], default="paper",

@@ -179,6 +179,8 @@ class DesignConfig:
     batches_per_epoch: int = 500  # the learning rate decays once per epoch
     lr: float = 1e-3
     lr_decay: float | None = None  # None: 0.95 per 2400 batches, spread over epochs
+    lr_final_steps: tuple[int, ...] = ()  # training.lr_final_steps (epochs before the end)
+    lr_final_factor: float = 0.25
     batch_size: int = 64
     grad_clip: float | None = 0.5
     hidden: int = 256
@@ -197,6 +199,18 @@ class DesignConfig:
         from ..training.loop import epoch_lr_factor
 
         return epoch_lr_factor(0.95, self.batches_per_epoch, 2400)
+
+    def train_config(self):
+        """The training settings of every job: ``batches`` batches (no stopping before)."""
+        from ..training.loop import TrainConfig
+
+        epochs = self.batches // self.batches_per_epoch
+        return TrainConfig(batch_size=self.batch_size, batches_per_epoch=self.batches_per_epoch,
+                           lr=self.lr, lr_decay=self.decay,
+                           lr_decay_batches=self.batches_per_epoch,
+                           min_epochs=epochs, max_epochs=epochs, threshold=1.0,
+                           grad_clip=self.grad_clip, lr_final_steps=self.lr_final_steps,
+                           lr_final_factor=self.lr_final_factor)
 
     def checkpoints(self) -> list[int]:
         """Batch counts at which the job is evaluated (always the last)."""
@@ -340,7 +354,7 @@ def run_job(job: Job, cfg: DesignConfig, cache_dir, device: str = "cpu",
     point (a killed job keeps its learning curve)."""
     from ..models.network import build_model
     from ..seeding import seed_int
-    from ..training.loop import TrainConfig, Trainer, TrainingData
+    from ..training.loop import Trainer, TrainingData
 
     spec, embeddings, sentences = _encoder_inputs(job, cache_dir)
     train_pools = _pools(job.training, cfg, "train")
@@ -348,10 +362,7 @@ def run_job(job: Job, cfg: DesignConfig, cache_dir, device: str = "cpu",
     train_sentences = {t: sentences[t] for t in job.training} if sentences else None
     data = TrainingData(job.training, train_pools, train_sentences)
     epochs = cfg.batches // cfg.batches_per_epoch
-    tcfg = TrainConfig(batch_size=cfg.batch_size, batches_per_epoch=cfg.batches_per_epoch,
-                       lr=cfg.lr, lr_decay=cfg.decay, lr_decay_batches=cfg.batches_per_epoch,
-                       min_epochs=epochs, max_epochs=epochs,
-                       threshold=1.0, grad_clip=cfg.grad_clip)
+    tcfg = cfg.train_config()
     model = build_model(spec, seed_int(cfg.base_seed, "init", spec.name, job.seed), embeddings,
                         cfg.hidden, norm_rows=train_sentences.values() if train_sentences else None)
     trainer = Trainer(model, data, tcfg, seed_int(cfg.base_seed, "train", job.holdout_name,
@@ -420,15 +431,12 @@ def run_packed(jobs: Sequence[Job], cfg: DesignConfig, cache_dir, device: str = 
 
     from ..models.network import build_model
     from ..seeding import seed_int
-    from ..training.loop import TrainConfig, TrainingData
+    from ..training.loop import TrainingData
     from ..training.packed import PackedTrainer, PackMember, _Network
 
     device = torch.device(device)
     epochs = cfg.batches // cfg.batches_per_epoch
-    tcfg = TrainConfig(batch_size=cfg.batch_size, batches_per_epoch=cfg.batches_per_epoch,
-                       lr=cfg.lr, lr_decay=cfg.decay, lr_decay_batches=cfg.batches_per_epoch,
-                       min_epochs=epochs, max_epochs=epochs,
-                       threshold=1.0, grad_clip=cfg.grad_clip)
+    tcfg = cfg.train_config()
     all_tasks = sorted({t for j in jobs for t in j.tasks}, key=TASKS.index)
     train_pools = {k: v.to(device) for k, v in
                    _pools(all_tasks, cfg, "train").items()}
@@ -702,7 +710,8 @@ def main(args) -> dict:
         return {"out": str(Path(args.out) / "design.parquet"), "summary": summary.to_dict("records")}
     cfg = DesignConfig(batches=args.batches, eval_every=args.eval_every,
                        batches_per_epoch=args.batches_per_epoch, lr=args.lr,
-                       lr_decay=args.lr_decay, hidden=args.hidden,
+                       lr_decay=args.lr_decay, lr_final_steps=tuple(args.lr_final_steps),
+                       lr_final_factor=args.lr_final_factor, hidden=args.hidden,
                        batch_size=args.batch_size,
                        train_trials=args.train_trials, heldout_trials=args.heldout_trials,
                        curve_trials=args.curve_trials, base_seed=args.base_seed,

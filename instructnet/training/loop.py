@@ -3,7 +3,10 @@
 Masked MSE, Adam, learning rate × ``lr_decay`` per ``lr_decay_batches`` batches (the
 paper: × 0.95 after every epoch of 2400 batches), applied once per epoch as
 ``lr_decay ** (batches_per_epoch / lr_decay_batches)``, so that the rate after a given
-number of batches does not depend on the epoch size. An epoch is ``batches_per_epoch``
+number of batches does not depend on the epoch size; optionally (``lr_final_steps``, the
+reference code's last-epochs step) the rate is also multiplied by ``lr_final_factor``
+at the start of each of the epochs that lie those many epochs before ``max_epochs``
+(the reference: 5, 2 and 1 before its cap, × 0.25 each). An epoch is ``batches_per_epoch``
 batches of ``batch_size`` trials; each batch holds trials of one task, and the tasks
 are interleaved at random (equal counts per task).
 
@@ -75,8 +78,13 @@ class TrainConfig:
     # (instructnet.tasks.rendering.is_correct): strict (per trial) or paper (the
     # reference's batch-level response decision, which decided the paper's stopping)
     criterion_scoring: str = "strict"
+    # the reference's last-epochs step: the rate × lr_final_factor from the epoch that
+    # lies k epochs before max_epochs, for each k (reference: (5, 2, 1), × 0.25); () off
+    lr_final_steps: tuple[int, ...] = ()
+    lr_final_factor: float = 0.25
 
     def __post_init__(self):
+        object.__setattr__(self, "lr_final_steps", tuple(self.lr_final_steps))
         positive_ints = ("batch_size", "batches_per_epoch", "lr_decay_batches", "min_epochs",
                          "max_epochs")
         for name in positive_ints:
@@ -98,11 +106,29 @@ class TrainConfig:
                                       f"{', '.join(SCORINGS)}, got {self.criterion_scoring!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise TrainingConfigError(f"training.grad_clip must be positive or null, got {self.grad_clip!r}")
+        for k in self.lr_final_steps:
+            if not is_positive_int(k) or k > self.max_epochs:
+                raise TrainingConfigError(
+                    f"training.lr_final_steps must be epochs before the cap, integers from 1 "
+                    f"to max_epochs ({self.max_epochs}), got {k!r}")
+        if not 0 < self.lr_final_factor <= 1:
+            raise TrainingConfigError(
+                f"training.lr_final_factor must be in (0, 1], got {self.lr_final_factor!r}")
 
     @property
     def epoch_lr_factor(self) -> float:
         """The learning-rate factor applied after each epoch (:func:`epoch_lr_factor`)."""
         return epoch_lr_factor(self.lr_decay, self.batches_per_epoch, self.lr_decay_batches)
+
+    def lr_factor(self, epochs_done: int) -> float:
+        """The learning rate of the epoch that follows ``epochs_done`` finished ones, as a
+        fraction of ``lr``: the per-epoch decay, times ``lr_final_factor`` for every
+        last-epochs step already reached (the epoch's index ``epochs_done`` is at least
+        ``max_epochs - k``). With steps (5, 2, 1) the last five epochs before the cap run
+        at × 0.25, the last two at × 0.25², the last at × 0.25³, as the reference's
+        MultiStepLR at milestones (cap - 5, cap - 2, cap - 1) makes them."""
+        reached = sum(epochs_done >= self.max_epochs - k for k in self.lr_final_steps)
+        return self.epoch_lr_factor ** epochs_done * self.lr_final_factor ** reached
 
     @classmethod
     def from_mapping(cls, values: Mapping, **override) -> TrainConfig:
@@ -148,6 +174,17 @@ def epoch_lr_factor(lr_decay: float, batches_per_epoch: int, lr_decay_batches: i
     lr_decay_batches)``, so the rate after a given number of batches does not depend on
     the epoch size (training, the production decoder, motor feedback)."""
     return lr_decay ** (batches_per_epoch / lr_decay_batches)
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, start_epoch: int = 0):
+    """The training schedule of every parameter group of ``optimizer``: after each epoch
+    (one ``step()``), each group's rate is its initial rate × ``config.lr_factor`` of
+    the finished epochs. ``start_epoch``: epochs finished before this optimiser's first
+    (a tuned model's second phase); its rates start at their initial values and follow
+    the schedule's changes from that epoch on."""
+    first = config.lr_factor(start_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda epochs: config.lr_factor(start_epoch + epochs) / first)
 
 
 def check_finite(label: str, epoch: int, tasks: Sequence[str], losses: np.ndarray) -> None:
@@ -227,6 +264,7 @@ class Trainer:
         device: str | torch.device = "cpu",
         label: str = "",
         param_groups: list[dict] | None = None,
+        start_epoch: int = 0,
     ):
         if config.batches_per_epoch < len(data.tasks):
             raise TrainingConfigError(
@@ -241,14 +279,14 @@ class Trainer:
         if param_groups is None:
             param_groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         self.optimizer = torch.optim.Adam(param_groups, lr=config.lr)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, config.epoch_lr_factor)
+        self.scheduler = lr_scheduler(self.optimizer, config, start_epoch)
         self.rng = np.random.default_rng(seed)
         self.noise = torch.Generator(device=self.device).manual_seed(seed)
         self.pools = {t: data.pools[t].to(self.device) for t in data.tasks}
         self.sentences = (
             {t: s.to(self.device) for t, s in data.sentences.items()} if data.sentences else None
         )
-        self.epoch = 0
+        self.epoch = start_epoch
         self.rows: list[dict] = []
 
     # -- checkpointing ---------------------------------------------------------------

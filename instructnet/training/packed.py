@@ -54,6 +54,7 @@ from .loop import (
     checkpoint_settings,
     criterion_met,
     log_stop,
+    lr_scheduler,
     save_atomic,
     stop_training,
     task_schedule,
@@ -157,7 +158,7 @@ class _Network:
                           if data.sentences else None)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(params, lr=self.config.lr)
-        self.sched = torch.optim.lr_scheduler.ExponentialLR(self.opt, self.config.epoch_lr_factor)
+        self.sched = lr_scheduler(self.opt, self.config)
         self.stacked = list(self.model.rnn.parameters()) + list(self.model.readout.parameters())
         ids = {id(p) for p in self.stacked}
         self.encoder_params = [p for p in params if id(p) not in ids]

@@ -99,7 +99,9 @@ def train_job(
                 f"tuning.from_epoch ({tuning.from_epoch}) must be below training.max_epochs "
                 f"({config.max_epochs})"
             )
-        frozen = replace(config, min_epochs=tuning.from_epoch, max_epochs=tuning.from_epoch)
+        # the first phase is not the end of training: no last-epochs step in it
+        frozen = replace(config, min_epochs=tuning.from_epoch, max_epochs=tuning.from_epoch,
+                         lr_final_steps=())
         first = Trainer(model, data, frozen, data_seed, device, label)
         first.fit(checkpoint, progress=progress, final=False)
         texts = [str(t) for t in rows["text"]]
@@ -110,8 +112,9 @@ def train_job(
         rest = [p for p in model.parameters() if p.requires_grad and id(p) not in lm_ids]
         trainer = Trainer(model, data, replace(config, lr=tuning.lr), data_seed + 1, device,
                           label, param_groups=[{"params": rest, "lr": tuning.lr},
-                                               {"params": lm_params, "lr": lm_lr}])
-        trainer.epoch, trainer.rows = first.epoch, list(first.rows)
+                                               {"params": lm_params, "lr": lm_lr}],
+                          start_epoch=first.epoch)
+        trainer.rows = list(first.rows)
         phase_checkpoint = checkpoint.with_name(checkpoint.name + ".tuned") if checkpoint else None
         meta = {"language_model": asdict(language_model), "texts": texts, "tuning": asdict(tuning)}
     else:
