@@ -107,10 +107,10 @@ class TrainConfig:
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise TrainingConfigError(f"training.grad_clip must be positive or null, got {self.grad_clip!r}")
         for k in self.lr_final_steps:
-            if not is_positive_int(k) or k > self.max_epochs:
+            if not is_positive_int(k):
                 raise TrainingConfigError(
-                    f"training.lr_final_steps must be epochs before the cap, integers from 1 "
-                    f"to max_epochs ({self.max_epochs}), got {k!r}")
+                    f"training.lr_final_steps must be positive integers (epochs before the "
+                    f"cap), got {k!r}")
         if not 0 < self.lr_final_factor <= 1:
             raise TrainingConfigError(
                 f"training.lr_final_factor must be in (0, 1], got {self.lr_final_factor!r}")
@@ -126,8 +126,10 @@ class TrainConfig:
         last-epochs step already reached (the epoch's index ``epochs_done`` is at least
         ``max_epochs - k``). With steps (5, 2, 1) the last five epochs before the cap run
         at × 0.25, the last two at × 0.25², the last at × 0.25³, as the reference's
-        MultiStepLR at milestones (cap - 5, cap - 2, cap - 1) makes them."""
-        reached = sum(epochs_done >= self.max_epochs - k for k in self.lr_final_steps)
+        MultiStepLR at milestones (cap - 5, cap - 2, cap - 1) makes them. A step that
+        would lie before the first epoch (``k > max_epochs``, e.g. a short test run of
+        the paper's config) does not happen, as in the reference."""
+        reached = sum(0 <= self.max_epochs - k <= epochs_done for k in self.lr_final_steps)
         return self.epoch_lr_factor ** epochs_done * self.lr_final_factor ** reached
 
     @classmethod
