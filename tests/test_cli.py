@@ -87,7 +87,7 @@ def test_check_config_overlays_the_default_config_and_checks_it(repo, tmp_path, 
     assert capsys.readouterr().err == (
         "error: invalid config: training.lrr: unknown key; did you mean training.lr? (training "
         "takes: seeds, hidden, batch_size, batches_per_epoch, lr, lr_decay, lr_decay_batches, "
-        "min_epochs, max_epochs, threshold, threshold_gpt, grad_clip, criterion_scoring, "
+        "lr_final_steps, lr_final_factor, min_epochs, max_epochs, threshold, threshold_gpt, grad_clip, criterion_scoring, "
         "embedding_norm, packing)\n")
     overlay.write_text("production: {enabled: false}\n")
     assert main(["check-config", str(overlay)]) == 0
