@@ -361,8 +361,8 @@ def run_job(job: Job, cfg: DesignConfig, cache_dir, device: str = "cpu",
     eval_pools = _pools(job.tasks, cfg, "design-eval")
     train_sentences = {t: sentences[t] for t in job.training} if sentences else None
     data = TrainingData(job.training, train_pools, train_sentences)
-    epochs = cfg.batches // cfg.batches_per_epoch
     tcfg = cfg.train_config()
+    epochs = tcfg.max_epochs
     model = build_model(spec, seed_int(cfg.base_seed, "init", spec.name, job.seed), embeddings,
                         cfg.hidden, norm_rows=train_sentences.values() if train_sentences else None)
     trainer = Trainer(model, data, tcfg, seed_int(cfg.base_seed, "train", job.holdout_name,
@@ -435,8 +435,8 @@ def run_packed(jobs: Sequence[Job], cfg: DesignConfig, cache_dir, device: str = 
     from ..training.packed import PackedTrainer, PackMember, _Network
 
     device = torch.device(device)
-    epochs = cfg.batches // cfg.batches_per_epoch
     tcfg = cfg.train_config()
+    epochs = tcfg.max_epochs
     all_tasks = sorted({t for j in jobs for t in j.tasks}, key=TASKS.index)
     train_pools = {k: v.to(device) for k, v in
                    _pools(all_tasks, cfg, "train").items()}
