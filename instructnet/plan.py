@@ -77,6 +77,20 @@ JOB_RUNTIME_MIN = {"train": 480, "train_tuned": 720, "train_tuned_large": 1440,
                    "motor_feedback": 720, "partner_eval": 60}
 
 
+# Rules that run on CPUs only (no `gpu` resource): forward passes of a few hundred
+# trials per task take seconds on a CPU, and a GPU would sit idle behind the Parquet
+# writing.
+CPU_STAGES = ("representations", "units")
+
+# Threads: every compute rule runs on one thread (Snakemake's default) except
+# train_packed and con_thresholds (2). On a fixed number of cores a 2-thread job waits
+# until both are free: two 1-thread training jobs train ~1.3x more batches per second
+# than one 2-thread job on 2 cores (bench train-step, batch 32: 86 ms at 1 thread, 56 ms
+# at 2), and the short jobs (evaluate, representations, units, embed, language
+# production) gain little from a second thread (default run: 181 CPU-s in 140 s of wall
+# time over its 22 evaluations at 2 threads) while they would idle a core behind the
+# last training job.
+
 # Snakemake priority of language production's jobs and of its instructing model's
 # training (Plan.train_priority); every other job has 0.
 PRODUCTION_PRIORITY = 1
@@ -562,10 +576,20 @@ class Plan:
     def embed_runtime(self, lm: str, attempt: int) -> int:
         return JOB_RUNTIME_MIN["embed_large" if self.lm_is_large(lm) else "embed"] * attempt
 
-
-def stage_resources(stage: str) -> dict:
-    """mem_mb / runtime callables (wildcards, attempt) for a compute rule of the analysis
-    and production stages (base memory; runtime from JOB_RUNTIME_MIN; both grow with
-    each retry)."""
-    return {"mem_mb": lambda wildcards, attempt: JOB_MEM_MB["base"] * attempt,
-            "runtime": lambda wildcards, attempt: JOB_RUNTIME_MIN[stage] * attempt}
+    def resources(self, stage: str) -> dict:
+        """The `resources:` of one compute rule: ``gpu`` (1 where the job uses a GPU when
+        one is present; :data:`CPU_STAGES` have none), ``mem_mb`` and ``runtime``
+        (callables of wildcards and attempt: by model for train/evaluate, by language
+        model for embed, else base memory and the stage's JOB_RUNTIME_MIN)."""
+        if stage in ("train", "evaluate"):
+            return {"gpu": 1,
+                    "mem_mb": lambda w, attempt: self.job_mem_mb(w.model, attempt),
+                    "runtime": lambda w, attempt: self.runtime(stage, w.model, attempt)}
+        if stage == "embed":
+            return {"gpu": lambda w: int(self.language_models[w.lm].kind != "bow"),
+                    "mem_mb": lambda w, attempt: self.embed_mem_mb(w.lm, attempt),
+                    "runtime": lambda w, attempt: self.embed_runtime(w.lm, attempt)}
+        minutes = JOB_RUNTIME_MIN["train" if stage == "train_packed" else stage]
+        return {**({} if stage in CPU_STAGES else {"gpu": 1}),
+                "mem_mb": lambda w, attempt: JOB_MEM_MB["base"] * attempt,
+                "runtime": lambda w, attempt: minutes * attempt}

@@ -1,6 +1,7 @@
 """The study's plan (instructnet.plan): what the workflow runs, decided without Snakemake."""
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,36 @@ def test_resources_grow_with_the_language_model_and_each_retry(test_plan):
     assert test_plan.job_mem_mb("simplenet", 3) == 3 * JOB_MEM_MB["base"]
     assert test_plan.runtime("evaluate", "simplenet", 1) == JOB_RUNTIME_MIN["evaluate"]
     assert test_plan.embed_mem_mb("bownet", 1) == JOB_MEM_MB["embed_bow"]
+
+
+def test_each_compute_rule_gets_its_resources_from_the_plan(test_plan):
+    from types import SimpleNamespace
+
+    from instructnet.plan import CPU_STAGES
+
+    w = SimpleNamespace(model="simplenet", lm="bownet")
+    train = test_plan.resources("train")
+    assert train["gpu"] == 1
+    assert train["mem_mb"](w, 2) == 2 * JOB_MEM_MB["base"]
+    assert train["runtime"](w, 1) == JOB_RUNTIME_MIN["train"]
+    assert test_plan.resources("evaluate")["runtime"](w, 3) == 3 * JOB_RUNTIME_MIN["evaluate"]
+    embed = test_plan.resources("embed")
+    assert embed["gpu"](w) == 0 and embed["mem_mb"](w, 1) == JOB_MEM_MB["embed_bow"]
+    assert embed["gpu"](SimpleNamespace(lm="sbertnet_minilm")) == 1
+    packed = test_plan.resources("train_packed")
+    assert (packed["gpu"], packed["runtime"](w, 2)) == (1, 2 * JOB_RUNTIME_MIN["train"])
+    for stage in ("con_thresholds", "decoder", "motor_feedback", "partner_eval", *CPU_STAGES):
+        res = test_plan.resources(stage)
+        assert ("gpu" in res) == (stage not in CPU_STAGES), stage
+        assert res["mem_mb"](w, 2) == 2 * JOB_MEM_MB["base"]
+        assert res["runtime"](w, 1) == JOB_RUNTIME_MIN[stage]
+    with pytest.raises(KeyError):
+        test_plan.resources("no_such_stage")
+    # every rule with resources asks the plan, one line
+    rules = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    stages = re.findall(r"resources:\n +\*\*PLAN\.resources\(\"(\w+)\"\),\n +\w", rules)
+    assert len(stages) == rules.count("resources:") == 10
+    assert rules.count("threads:") == 2  # train_packed, con_thresholds; the rest 1
 
 
 def test_packing_and_con_thresholds(test_plan):

@@ -29,11 +29,8 @@ rule representations:
         "benchmarks/representations/{holdout}/{model}/seed{seed}.tsv"
     conda:
         "../../envs/instructnet.yaml"
-    threads: 1  # like evaluate
-    # CPU only (no gpu resource): forward passes of a few hundred trials per task, which
-    # take seconds on a CPU; a GPU would sit idle behind the Parquet writing.
     resources:
-        **stage_resources("representations"),
+        **PLAN.resources("representations"),
     params:
         tasks=STUDY.tasks,
         trials=ANALYSIS["trials"],
@@ -56,7 +53,6 @@ rule ccgp:
         "benchmarks/ccgp/{holdout}/{model}/seed{seed}.tsv"
     conda:
         "../../envs/instructnet.yaml"
-    threads: 1
     params:
         C=ANALYSIS["svm_c"],
         tasks=STUDY.tasks,
@@ -132,9 +128,8 @@ rule units:
         "benchmarks/units/{holdout}/{model}/seed{seed}.tsv"
     conda:
         "../../envs/instructnet.yaml"
-    threads: 1  # like evaluate
-    resources:  # CPU only, like representations
-        **stage_resources("units"),
+    resources:
+        **PLAN.resources("units"),
     params:
         tasks=STUDY.tasks,
         trials=UNITS["trials"],

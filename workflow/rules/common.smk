@@ -6,7 +6,7 @@
 import os
 
 from instructnet.config import config_label
-from instructnet.plan import Plan, stage_resources
+from instructnet.plan import Plan
 
 PLAN = Plan(config, workflow.basedir)
 STUDY = PLAN.study

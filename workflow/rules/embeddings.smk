@@ -33,13 +33,8 @@ rule embed:
     priority: lambda w: PLAN.embed_priority(w.lm)
     conda:
         "../../envs/instructnet.yaml"
-    # one thread: on fixed cores a 2-thread job waits until both are free, and the
-    # instructing model's training waits for its embeddings (Plan.embed_priority)
-    threads: 1
     resources:
-        gpu=lambda w: 0 if PLAN.language_models[w.lm].kind == "bow" else 1,
-        mem_mb=lambda w, attempt: PLAN.embed_mem_mb(w.lm, attempt),
-        runtime=lambda w, attempt: PLAN.embed_runtime(w.lm, attempt),
+        **PLAN.resources("embed"),
     params:
         model=lambda w: PLAN.language_models[w.lm],
         batch_size=config["embeddings"]["batch_size"],

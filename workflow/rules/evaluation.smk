@@ -23,15 +23,8 @@ rule evaluate:
         test="heldout|swapped|combined|input_only|validation",
     conda:
         "../../envs/instructnet.yaml"
-    # one thread (also representations, units): a 2-thread job waits for both cores,
-    # so on 2 cores it idles one while the last training job runs; these jobs are
-    # short (seconds) and gain little from a second thread (default run: 181 CPU-s in
-    # 140 s of wall time over its 22 evaluations at 2 threads)
-    threads: 1
     resources:
-        gpu=1,
-        mem_mb=lambda w, attempt: PLAN.job_mem_mb(w.model, attempt),
-        runtime=lambda w, attempt: PLAN.runtime("evaluate", w.model, attempt),
+        **PLAN.resources("evaluate"),
     params:
         stimulus=STIMULUS,
         tasks=lambda w: PLAN.eval_tasks(w.holdout, w.test),

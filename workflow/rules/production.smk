@@ -35,12 +35,8 @@ rule production_decoder:
     priority: PRODUCTION_PRIORITY
     conda:
         "../../envs/instructnet.yaml"
-    # one thread (also motor_feedback): on fixed cores a 2-thread job waits until both
-    # are free, and these run beside the other models' training (Plan.train_priority)
-    threads: 1
     resources:
-        **stage_resources("decoder"),
-        gpu=1,
+        **PLAN.resources("decoder"),
     params:
         stimulus=STIMULUS,
         tasks=lambda w: PLAN.training_tasks(w.holdout),
@@ -65,10 +61,8 @@ rule motor_feedback:
     priority: PRODUCTION_PRIORITY
     conda:
         "../../envs/instructnet.yaml"
-    threads: 1
     resources:
-        **stage_resources("motor_feedback"),
-        gpu=1,
+        **PLAN.resources("motor_feedback"),
     params:
         stimulus=STIMULUS,
         tasks=lambda w: PROD_TASKS,
@@ -95,7 +89,6 @@ rule produce_instructions:
     priority: PRODUCTION_PRIORITY
     conda:
         "../../envs/instructnet.yaml"
-    threads: 1
     params:
         stimulus=STIMULUS,
         tasks=lambda w: PROD_TASKS,
@@ -120,7 +113,6 @@ rule embed_produced:
     priority: PRODUCTION_PRIORITY
     conda:
         "../../envs/instructnet.yaml"
-    threads: 1
     params:
         language_model=lambda w: PLAN.language_models[PLAN.spec(w.model).lm],
         batch_size=config["embeddings"]["batch_size"],
@@ -148,10 +140,8 @@ rule partner_eval:
     priority: PRODUCTION_PRIORITY
     conda:
         "../../envs/instructnet.yaml"
-    threads: 1
     resources:
-        **stage_resources("partner_eval"),
-        gpu=1,
+        **PLAN.resources("partner_eval"),
     params:
         stimulus=STIMULUS,
         tasks=lambda w: PROD_TASKS,

@@ -17,13 +17,8 @@ rule train:
     priority: lambda w: PLAN.train_priority(w.model)
     conda:
         "../../envs/instructnet.yaml"
-    # one thread: two 1-thread jobs train ~1.3x more batches per second than one 2-thread
-    # job on 2 cores (bench train-step, batch 32: 86 ms at 1 thread, 56 ms at 2)
-    threads: 1
     resources:
-        gpu=1,
-        mem_mb=lambda w, attempt: PLAN.job_mem_mb(w.model, attempt),
-        runtime=lambda w, attempt: PLAN.runtime("train", w.model, attempt),
+        **PLAN.resources("train"),
     params:
         stimulus=STIMULUS,
         spec=lambda w: PLAN.spec(w.model),
@@ -69,8 +64,7 @@ if PACKED:
             "../../envs/instructnet.yaml"
         threads: 2
         resources:
-            **stage_resources("train"),
-            gpu=1,
+            **PLAN.resources("train_packed"),
         params:
             **PLAN.packed_params(PACKED.models),
             hidden=config["training"]["hidden"],

@@ -61,8 +61,7 @@ rule con_thresholds:
         "../../envs/instructnet.yaml"
     threads: 2
     resources:
-        **stage_resources("con_thresholds"),
-        gpu=1,
+        **PLAN.resources("con_thresholds"),
     params:
         stimulus=STIMULUS,
         sweep=config["trials"]["con_sweep"],
