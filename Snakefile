@@ -37,6 +37,7 @@ include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/statistics.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/production.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

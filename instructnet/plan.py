@@ -25,6 +25,7 @@ from functools import cached_property
 
 from .config import config_path
 from .embeddings import language_models
+from .figures.panels import PANELS, panels
 from .models.spec import RULE_MODELS, ModelSpec, model_spec
 from .tasks import Study, held_out, holdout_registry
 from .tasks.constants import CON_TASKS
@@ -32,32 +33,7 @@ from .tasks.stimulus import Stimulus
 
 TESTS = ("heldout", "swapped", "combined", "input_only", "validation")
 TABLES = (*TESTS, "heldout_family", "heldout_tuned", "train_logs")
-FIGURES2 = ("fig2a_learning_curves", "fig2b_distribution", "fig2c_swapped", "fig2d_family",
-            "fig2e_tuned", "fig2f_clause", "supp_training_curves", "supp_validation",
-            "supp_welch_heatmaps")
-FIGURES3 = ("fig3ad_pca", "fig3e_ccgp_zero_shot", "fig3f_ccgp_layers")
-FIGURES4 = ("fig4a_go_tuning", "fig4b_matching", "fig4c_dm_contrast", "fig4d_comp",
-            "supp_task_variance")
-FIGURES5 = ("fig5d_examples", "fig5e_confusion", "fig5f_partners")
 T = "results/tables/"
-# the tables behind each panel
-FIGURE_INPUTS = {
-    "fig2a_learning_curves": [T + "heldout.parquet"],
-    "fig2b_distribution": [T + "zero_shot.parquet"],
-    "fig2c_swapped": [T + "zero_shot.parquet", T + "swapped.parquet"],
-    "fig2d_family": [T + "heldout_family.parquet"],
-    "fig2e_tuned": [T + "heldout_tuned.parquet"],
-    "fig2f_clause": [T + "clause_observed.parquet", T + "clause_null.parquet"],
-    "supp_training_curves": [T + "train_logs.parquet"],
-    "supp_validation": [T + "validation.parquet"],
-    "supp_welch_heatmaps": [T + "welch.parquet"],
-    "fig3ad_pca": [T + "pca.parquet"],
-    "fig3e_ccgp_zero_shot": [T + "ccgp.parquet", T + "zero_shot.parquet"],
-    "fig3f_ccgp_layers": [T + "ccgp_summary.parquet", T + "ccgp_welch.parquet"],
-    "fig5d_examples": [T + "production_produced.parquet"],
-    "fig5e_confusion": [T + "production_produced.parquet"],
-    "fig5f_partners": [T + "production_partners.parquet", T + "production_welch.parquet"],
-}
 
 # Cluster resources (read by the SLURM profile, profiles/slurm; local runs ignore
 # mem_mb and runtime). Memory in MB and wall time in minutes per job, scaled by what the
@@ -381,9 +357,30 @@ class Plan:
         return self.eval_files(name)
 
     def figure_inputs(self, figure: str) -> list[str]:
-        """The tables a panel is drawn from (its tasks must be in the study)."""
+        """The tables a panel is drawn from (its tasks must be in the study), in the
+        order of its :class:`~instructnet.figures.panels.Panel` ``tables``."""
         self.study.require_figure(figure)
-        return FIGURE_INPUTS[figure]
+        panel = PANELS[figure]
+        folder = self.units_dir if panel.units else T.rstrip("/")
+        return [f"{folder}/{table}.parquet" for table in panel.tables]
+
+    def figure_settings(self, figure: str) -> dict:
+        """The keyword arguments a panel is drawn with (its ``settings``): ``held``, the
+        held-out tasks of the PCA holdout (Figure 3) or of the units holdout (Figure 4);
+        ``model``, the units model; ``task``, production's example task; ``tasks``, the
+        study's tasks."""
+        panel = PANELS[figure]
+        holdout = self.pca_holdout if panel.figure == 3 else self.units["holdout"]
+        values = {"held": lambda: list(self.held.get(holdout, [])),
+                  "model": lambda: self.units_model,
+                  "task": lambda: self.production.example_task,
+                  "tasks": lambda: list(self.study.tasks)}
+        return {name: values[name]() for name in panel.settings}
+
+    @staticmethod
+    def figure_category(figure: str) -> str:
+        """The report's category of a panel ("Figure 2" ...)."""
+        return f"Figure {PANELS[figure].figure}"
 
     @property
     def instructed(self) -> bool:
@@ -468,12 +465,6 @@ class Plan:
         return [f"results/representations/{h}/{m}/seed{s}.parquet"
                 for h, m, s in self.pca_models()]
 
-    def figure4_inputs(self, figure: str) -> dict:
-        self.study.require_figure(figure)
-        return {name: f"{self.units_dir}/{table}.parquet" for name, table in
-                (("stats", "unit_stats"), ("curves", "unit_curves"),
-                 ("variance", "task_variance"))}
-
     def analysis_targets(self) -> list[str]:
         """The Figure 3/4 panels and tables the current config and study support
         (panels whose tasks are not in the study are left out: Study.figure_applies);
@@ -490,7 +481,7 @@ class Plan:
                 and self.study.figure_applies("fig3ad_pca")):
             wanted.append("results/figures/fig3ad_pca.png")
         if self.units["holdout"] in self.holdouts and self.models:
-            wanted += [f"results/figures/{f}.png" for f in FIGURES4
+            wanted += [f"results/figures/{f}.png" for f in panels(4)
                        if self.study.figure_applies(f)]
         return wanted
 
@@ -534,7 +525,7 @@ class Plan:
         """Figure 5 panels and tables (nothing when the stage is off)."""
         if not self.production:
             return []
-        return [f"results/figures/{name}.png" for name in FIGURES5] + [
+        return [f"results/figures/{name}.png" for name in panels(5)] + [
             T + "production_summary.parquet", T + "production_novel.parquet"]
 
     # ------------------------------------------------------------ everything

@@ -2,6 +2,8 @@
 before any job runs with one short message naming the key or file, and results that
 exist stay as they were. (A model.pt that is not one: tests/test_training.py.)"""
 
+import re
+
 import pytest
 import yaml
 
@@ -91,9 +93,9 @@ MISTAKES = [
 # stages switched off from an overlay: the rest is still made
 SWITCHES = [
     ("production off", overlay("production: {enabled: false}\n"),
-     ["production_decoder", "partner_eval", "figure5"]),
+     ["production_decoder", "partner_eval"], ["fig5"]),
     ("analysis off", overlay("analysis: {enabled: false}\n"),
-     ["representations", "ccgp", "units", "figure3", "figure4"]),
+     ["representations", "ccgp", "units"], ["fig3", "fig4", "supp_task_variance"]),
 ]
 
 
@@ -101,7 +103,7 @@ SWITCHES = [
 def runs(repo, tmp_path_factory, cli_batch):
     """Every case's (exit code, output, working directory), one batch of snakemake -n."""
     commands, workdirs = [], []
-    for _, make, _ in MISTAKES + SWITCHES:
+    for _, make, *_ in MISTAKES + SWITCHES:
         wd = tmp_path_factory.mktemp("bad")
         for rel, content in RESULTS.items():
             (wd / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -133,16 +135,19 @@ def test_a_mistake_fails_at_once_with_one_short_message(runs, name, message):
     _results_untouched(wd, stamps)
 
 
-@pytest.mark.parametrize("name, rules", [(n, r) for n, _, r in SWITCHES],
-                         ids=[n for n, _, _ in SWITCHES])
-def test_a_stage_switched_off_leaves_the_rest(runs, name, rules):
+@pytest.mark.parametrize("name, rules, panels", [(n, r, f) for n, _, r, f in SWITCHES],
+                         ids=[n for n, *_ in SWITCHES])
+def test_a_stage_switched_off_leaves_the_rest(runs, name, rules, panels):
     code, out, wd, stamps = runs[name]
     assert code == 0, out
     jobs = {line.split()[0] for line in out.split("Job stats:")[1].split("total")[0].splitlines()[3:]
             if line.strip()}
     assert not jobs & set(rules), jobs
-    assert {"train", "evaluate", "figure2", "all"} <= jobs  # Figure 2 and the rest remain
-    assert (name == "analysis off") == ("figure5" in jobs)
+    assert {"train", "evaluate", "figure", "all"} <= jobs
+    figures = set(re.findall(r"results/figures/(\w+)\.png", out))
+    assert not {f for f in figures if f.startswith(tuple(panels))}, figures
+    assert "fig2a_learning_curves" in figures  # Figure 2 and the rest remain
+    assert (name == "analysis off") == ("fig5d_examples" in figures)
     _results_untouched(wd, stamps)
 
 

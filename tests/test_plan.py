@@ -8,9 +8,8 @@ import pytest
 import yaml
 
 from instructnet.config import check_config
+from instructnet.figures.panels import panels
 from instructnet.plan import (
-    FIGURES4,
-    FIGURES5,
     JOB_MEM_MB,
     JOB_RUNTIME_MIN,
     PRODUCTION_PRIORITY,
@@ -100,7 +99,7 @@ def test_analysis_targets_and_the_units_model(test_plan, demo):
     assert demo.units_dir == "results/units/godm_a/sbertnet_minilm/seed0"
     off = plan_of(change=lambda c: c["analysis"].update(enabled=False))
     assert off.analysis_targets() == []
-    assert {f"results/figures/{f}.png" for f in FIGURES4} <= set(test_plan.analysis_targets())
+    assert {f"results/figures/{f}.png" for f in panels(4)} <= set(test_plan.analysis_targets())
     # the fidelity table takes the CCGP tables only where Figure 3e is made
     assert set(demo.fidelity_inputs()) == {"table", "ccgp", "zero_shot", "partners"}
     assert set(off.fidelity_inputs()) == {"table", "partners"}
@@ -119,7 +118,7 @@ def test_production_pairs_and_switch(test_plan):
     assert ("swap9", "other") not in custom.partner_pairs()  # two different holdouts
     assert ("multitask", "other") in custom.partner_pairs()
     assert len(test_plan.partner_files()) == 4 * len(prod.partners["seeds"])
-    assert {f"results/figures/{f}.png" for f in FIGURES5} <= set(test_plan.production_targets())
+    assert {f"results/figures/{f}.png" for f in panels(5)} <= set(test_plan.production_targets())
     off = plan_of(change=lambda c: c["production"].update(enabled=False))
     assert off.production is None and off.production_targets() == []
     assert "partners" not in off.fidelity_inputs()
@@ -135,7 +134,7 @@ def test_production_pairs_and_switch(test_plan):
 
 def test_production_rules_share_the_instructing_models_priority():
     rules = (REPO / "workflow" / "rules" / "production.smk").read_text()
-    assert rules.count("\nrule ") == rules.count("    priority: PRODUCTION_PRIORITY\n") == 7
+    assert rules.count("\nrule ") == rules.count("    priority: PRODUCTION_PRIORITY\n") == 6
 
 
 def test_resources_grow_with_the_language_model_and_each_retry(test_plan):

@@ -342,3 +342,51 @@ def test_figure2b_draws_one_point_per_model_and_task(zero_shot, tmp_path, monkey
                              if len(c.get_offsets())])
     tasks = zero_shot.groupby(["model", "task"])["accuracy"].mean()
     np.testing.assert_allclose(np.sort(points), np.sort(tasks.to_numpy()))
+
+
+# --- the panel registry (rule figure) -------------------------------------------------
+def test_every_panel_has_a_drawing_function_taking_its_tables_and_settings():
+    import importlib
+    import inspect
+
+    from instructnet.figures.panels import PANELS, panels
+
+    assert sorted(n for f in (2, 3, 4, 5) for n in panels(f)) == sorted(PANELS)
+    for name, panel in PANELS.items():
+        draw = getattr(importlib.import_module(f"instructnet.figures.fig{panel.figure}"), name)
+        inspect.signature(draw).bind(*panel.tables, "out.png", **dict.fromkeys(panel.settings))
+
+
+def test_draw_panel_draws_the_strict_rows_of_its_tables(heldout, tmp_path, monkeypatch):
+    """draw_panel reads the panel's tables, keeps the strict scoring, applies the panel's
+    transform (zero-shot of learning curves, Welch matrices per condition) and passes them
+    with the settings to the drawing function of the panel's name."""
+    from instructnet.figures.panels import draw_panel
+
+    both = pd.concat([heldout.assign(scoring="strict"),
+                      heldout.assign(scoring="paper", accuracy=1.0)])
+    path = tmp_path / "heldout_family.parquet"
+    both.to_parquet(path)
+    got = {}
+    monkeypatch.setattr(fig2, "fig2d_family", lambda t, out: got.update(table=t, out=out))
+    draw_panel("fig2d_family", [path], tmp_path / "d.png")
+    pd.testing.assert_frame_equal(got["table"], stats.zero_shot_table(heldout))
+    assert got["out"] == tmp_path / "d.png"
+
+    welch = pd.DataFrame({"condition": ["swap", "swap", "tuned"], "a": [1.0, 2.0, 3.0]})
+    welch.to_parquet(tmp_path / "welch.parquet")
+    monkeypatch.setattr(fig2, "supp_welch_heatmaps", lambda m, out: got.update(matrices=m))
+    draw_panel("supp_welch_heatmaps", [tmp_path / "welch.parquet"], tmp_path / "w.png")
+    assert list(got["matrices"]) == ["swap", "tuned"]
+    assert got["matrices"]["tuned"].to_dict("list") == {"a": [3.0]}
+
+    with pytest.raises(ValueError, match="fig2c_swapped draws from 2 tables"):
+        draw_panel("fig2c_swapped", [path], tmp_path / "c.png")
+
+
+def test_draw_panel_writes_the_png_and_pdf(zero_shot, tmp_path):
+    from instructnet.figures.panels import draw_panel
+
+    zero_shot.to_parquet(tmp_path / "zero_shot.parquet")
+    _check(draw_panel("fig2b_distribution", [tmp_path / "zero_shot.parquet"],
+                      tmp_path / "fig2b_distribution.png"), tmp_path)

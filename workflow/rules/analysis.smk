@@ -9,10 +9,8 @@
 # Everything runs on the study's tasks (STUDY, instructnet.tasks.study): CCGP uses the
 # dichotomies of study tasks; PCA and the Figure 4 panels need their fixed tasks.
 
-from instructnet.plan import FIGURES3, FIGURES4
 
 ANALYSIS = config["analysis"]
-PCA_HOLDOUT = PLAN.pca_holdout
 UNITS = PLAN.units
 
 
@@ -139,54 +137,3 @@ rule units:
         stimulus=STIMULUS,
     script:
         "../../scripts/units.py"
-
-
-rule figure3:
-    """One Figure 3 panel, from the tables alone."""
-    input:
-        lambda w: PLAN.figure_inputs(w.figure),
-    output:
-        png=report(
-            "results/figures/{figure}.png",
-            category="Figure 3",
-            subcategory="{figure}",
-            caption="../report/figure3.rst",
-        ),
-        pdf="results/figures/{figure}.pdf",
-    log:
-        "logs/figures/{figure}.log",
-    wildcard_constraints:
-        figure="|".join(FIGURES3),
-    localrule: True
-    conda:
-        "../../envs/instructnet.yaml"
-    params:
-        held=PLAN.held.get(PCA_HOLDOUT, []),
-    script:
-        "../../scripts/plot_figure3.py"
-
-
-rule figure4:
-    """One Figure 4 panel (or the task-variance heatmap), from the unit tables alone."""
-    input:
-        unpack(lambda w: PLAN.figure4_inputs(w.figure)),
-    output:
-        png=report(
-            "results/figures/{figure}.png",
-            category="Figure 4",
-            subcategory="{figure}",
-            caption="../report/figure4.rst",
-        ),
-        pdf="results/figures/{figure}.pdf",
-    log:
-        "logs/figures/{figure}.log",
-    wildcard_constraints:
-        figure="|".join(FIGURES4),
-    localrule: True
-    conda:
-        "../../envs/instructnet.yaml"
-    params:
-        model=PLAN.units_model,
-        held=PLAN.held.get(UNITS["holdout"], []),
-    script:
-        "../../scripts/plot_figure4.py"

@@ -5,9 +5,10 @@
 #   produce_instructions instructions decoded from the states those vectors drive, labelled
 #   embed_produced       produced sentences re-embedded by the corpus's LM pipeline
 #   partner_eval         partner models (other seeds) perform from them
-# then production_tables (stacked tables, confusion, Welch tests) and figure5.
+# then production_tables (stacked tables, confusion, Welch tests), from which
+# figures.smk draws Figure 5.
 
-from instructnet.plan import FIGURES5, PRODUCTION_PRIORITY
+from instructnet.plan import PRODUCTION_PRIORITY
 
 # instructnet.plan.Plan.production: None when the stage is off (no production section,
 # or enabled: false); checked with the rest of the config
@@ -173,27 +174,3 @@ rule production_tables:
         "../../envs/instructnet.yaml"
     script:
         "../../scripts/production_tables.py"
-
-
-rule figure5:
-    """One Figure 5 panel, from the production tables alone."""
-    input:
-        lambda w: PLAN.figure_inputs(w.figure),
-    output:
-        png=report(
-            "results/figures/{figure}.png", category="Figure 5", caption="../report/fig5.rst"
-        ),
-        pdf="results/figures/{figure}.pdf",
-    log:
-        "logs/figures/{figure}.log",
-    wildcard_constraints:
-        figure="|".join(FIGURES5),
-    priority: PRODUCTION_PRIORITY
-    localrule: True
-    conda:
-        "../../envs/instructnet.yaml"
-    params:
-        example_task=PRODUCTION.example_task if PRODUCTION else None,
-        tasks=STUDY.tasks,
-    script:
-        "../../scripts/plot_figure5.py"

@@ -1,6 +1,7 @@
-# Tables of the evaluation results, statistics, the fidelity table and Figure 2.
+# Tables of the evaluation results, statistics and the fidelity table (Figure 2 is drawn
+# from them: figures.smk).
 
-from instructnet.plan import FIGURES2, TABLES
+from instructnet.plan import TABLES
 
 
 rule collect:
@@ -64,23 +65,3 @@ rule fidelity:
         stimulus=STIMULUS,
     script:
         "../../scripts/fidelity.py"
-
-
-rule figure2:
-    """One Figure 2 panel (or supplementary figure), from the tables alone."""
-    input:
-        lambda w: PLAN.figure_inputs(w.figure),
-    output:
-        png=report(
-            "results/figures/{figure}.png", category="Figure 2", caption="../report/figure2.rst"
-        ),
-        pdf="results/figures/{figure}.pdf",
-    log:
-        "logs/figures/{figure}.log",
-    wildcard_constraints:
-        figure="|".join(FIGURES2),
-    localrule: True
-    conda:
-        "../../envs/instructnet.yaml"
-    script:
-        "../../scripts/plot_figure2.py"

@@ -1,4 +1,4 @@
-# Trial pools (tables of trial latents) and example-trial figures.
+# Trial pools (tables of trial latents) and the derived Con thresholds.
 
 
 rule trial_pool:
@@ -20,31 +20,6 @@ rule trial_pool:
         seed=config["seed"],
     script:
         "../../scripts/make_trial_pool.py"
-
-
-rule task_examples:
-    """One example trial per task family: inputs, targets and loss mask as heatmaps."""
-    input:
-        # figures.task_examples, or the first study task of each family
-        expand(
-            "results/trials/eval/{task}.parquet",
-            task=STUDY.task_examples(config["figures"]["task_examples"]),
-        ),
-    output:
-        report(
-            "results/figures/task_examples.png",
-            category="Tasks",
-            caption="../report/task_examples.rst",
-        ),
-    log:
-        "logs/figures/task_examples.log",
-    localrule: True
-    conda:
-        "../../envs/instructnet.yaml"
-    params:
-        stimulus=STIMULUS,
-    script:
-        "../../scripts/plot_task_examples.py"
 
 
 rule con_thresholds:
