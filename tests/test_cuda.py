@@ -638,11 +638,11 @@ def test_training_step_has_no_host_sync(name, device, emb_table):
 
 
 def test_packed_step_has_no_host_sync(tmp_path, device, pool_paths, emb_table, monkeypatch):
-    """The packed trainer's per-batch step (PackedTrainer._step, inside a real
+    """The packed trainer's per-batch step (PackedTrainer.step, inside a real
     train_pack) makes no host-device synchronisation; the epoch-end bookkeeping
     (losses and accuracies to the host, logs, checkpoints) runs outside the check, as
     does the first step (lazy initialisation)."""
-    real = PackedTrainer._step
+    real = PackedTrainer.step
     calls = {"all": 0, "checked": 0}
 
     def step(self, *args, **kwargs):
@@ -654,7 +654,7 @@ def test_packed_step_has_no_host_sync(tmp_path, device, pool_paths, emb_table, m
         calls["checked"] += 1
         return out
 
-    monkeypatch.setattr(PackedTrainer, "_step", step)
+    monkeypatch.setattr(PackedTrainer, "step", step)
     cfg = TrainConfig(batch_size=8, batches_per_epoch=6, min_epochs=1, max_epochs=1)
     grid = [("simplenetplus", 0, cfg), ("bownet", 1, cfg)]
     train_pack(_members(tmp_path, grid), pool_paths, 1, {"bownet": emb_table}, hidden=HIDDEN,

@@ -224,7 +224,7 @@ def test_packed_and_unpacked_stop_alike_at_the_criterion(tmp_path, inputs, monke
 
 def test_packed_run_resumes_from_its_checkpoints(tmp_path, inputs, reference, monkeypatch):
     pools, emb = inputs
-    real_epoch = PackedTrainer._epoch
+    real_epoch = PackedTrainer.run_epoch
     calls = []
 
     def dying_epoch(self):
@@ -233,11 +233,11 @@ def test_packed_run_resumes_from_its_checkpoints(tmp_path, inputs, reference, mo
         calls.append(1)
         real_epoch(self)
 
-    monkeypatch.setattr(PackedTrainer, "_epoch", dying_epoch)
+    monkeypatch.setattr(PackedTrainer, "run_epoch", dying_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_pack(members(tmp_path), pools, 1, emb, hidden=12, progress=False)
     assert len(list(tmp_path.rglob("checkpoint.pt"))) == 3
-    monkeypatch.setattr(PackedTrainer, "_epoch", real_epoch)
+    monkeypatch.setattr(PackedTrainer, "run_epoch", real_epoch)
     # the capped network finished in epoch 1 and was written out; the job "failed", so
     # (as Snakemake does) its outputs go; the checkpoint brings it back without training
     for f in tmp_path.rglob("model.pt"):
@@ -388,7 +388,7 @@ def test_training_steps_bring_no_host_data_to_the_device():
     from instructnet.models import build_model, model_spec
     from instructnet.tasks import TrialBatch, generate_pool
     from instructnet.training.loop import TrainConfig, Trainer, TrainingData
-    from instructnet.training.packed import PackedTrainer, PackMember, _Network
+    from instructnet.training.packed import PackedTrainer, PackMember, PackNetwork
 
     tasks = ["Go", "AntiDM"]
     pools = {t: TrialBatch.from_frame(generate_pool(t, 16, 0, "train")) for t in tasks}
@@ -399,15 +399,15 @@ def test_training_steps_bring_no_host_data_to_the_device():
     with no_host_data():
         for t in tasks * 2:
             trainer.step(t)
-    nets = [_Network(PackMember(spec, "h", s, tasks, cfg, "", ""), build_model(spec, s, hidden=8),
+    nets = [PackNetwork(PackMember(spec, "h", s, tasks, cfg, "", ""), build_model(spec, s, hidden=8),
                      TrainingData(tasks, pools), s, torch.device("cpu"), pools) for s in (0, 1)]
     packed = PackedTrainer(nets, progress=False)
-    packed._pack(nets)
+    packed.pack(nets)
     for n in nets:
         n.begin_epoch()
     losses, accs, seen = torch.empty(4, 2), torch.empty(4, 2), [[], []]
-    packed._step(0, losses, accs, seen)
+    packed.step(0, losses, accs, seen)
     with no_host_data():
         for b in range(1, 4):
-            packed._step(b, losses, accs, seen)
+            packed.step(b, losses, accs, seen)
     assert torch.isfinite(losses).all() and seen[0] and seen[1]

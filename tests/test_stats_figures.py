@@ -306,13 +306,13 @@ def test_one_welch_test_serves_every_table():
 def _drawn(monkeypatch, draw):
     """The matplotlib figure a figure function saves (captured before it is closed)."""
     figures = []
-    real = fig2._save
+    real = fig2.save_figure
 
     def keep(fig, out):
         figures.append(fig)
         return real(fig, out)
 
-    monkeypatch.setattr(fig2, "_save", keep)
+    monkeypatch.setattr(fig2, "save_figure", keep)
     draw()
     assert len(figures) == 1
     return figures[0]

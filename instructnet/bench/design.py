@@ -432,7 +432,7 @@ def run_packed(jobs: Sequence[Job], cfg: DesignConfig, cache_dir, device: str = 
     from ..models.network import build_model
     from ..seeding import seed_int
     from ..training.loop import TrainingData
-    from ..training.packed import PackedTrainer, PackMember, _Network
+    from ..training.packed import PackedTrainer, PackMember, PackNetwork
 
     device = torch.device(device)
     tcfg = cfg.train_config()
@@ -455,16 +455,16 @@ def run_packed(jobs: Sequence[Job], cfg: DesignConfig, cache_dir, device: str = 
                             embeddings, cfg.hidden,
                             norm_rows=train_sentences.values() if train_sentences else None)
         data_seed = seed_int(cfg.base_seed, "train", job.holdout_name, spec.name, job.seed)
-        networks.append(_Network(member, model, data, data_seed, device, data.pools))
+        networks.append(PackNetwork(member, model, data, data_seed, device, data.pools))
         sentences_of.append(sentences)
     trainer = PackedTrainer(networks, progress=False)
-    trainer._pack(networks)
+    trainer.pack(networks)
     points = set(cfg.checkpoints())
     rows: list[list[dict]] = [[] for _ in jobs]
     cpu = wall = 0.0
     for epoch in range(1, epochs + 1):
         c0, w0 = time.process_time(), time.perf_counter()
-        trainer._epoch()
+        trainer.run_epoch()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         cpu += time.process_time() - c0
@@ -472,7 +472,7 @@ def run_packed(jobs: Sequence[Job], cfg: DesignConfig, cache_dir, device: str = 
         batches = epoch * cfg.batches_per_epoch
         steps = trainer.adam.steps
         for j in range(len(networks)):
-            trainer._unpack(j, steps)
+            trainer.unpack(j, steps)
         if batches not in points:
             continue
         for j, (job, n) in enumerate(zip(jobs, networks)):

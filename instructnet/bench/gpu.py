@@ -185,7 +185,7 @@ def _networks(slots, seeds, tasks, config, device, pools, seed: int = 2024, hidd
     from ..models.spec import ModelSpec, model_spec
     from ..seeding import seed_int
     from ..training.loop import TrainingData
-    from ..training.packed import PackMember, _Network
+    from ..training.packed import PackMember, PackNetwork
 
     corpus = load_corpus()
     registry = language_models()
@@ -205,7 +205,7 @@ def _networks(slots, seeds, tasks, config, device, pools, seed: int = 2024, hidd
             data = TrainingData(tasks, {t: pools[t] for t in tasks}, sentences)
             model = build_model(spec, seed_int(seed, "init", spec.name, s), table, hidden)
             data_seed = seed_int(seed, "train", "gpucheck", spec.name, s)
-            nets.append(_Network(member, model, data, data_seed, torch.device(device),
+            nets.append(PackNetwork(member, model, data, data_seed, torch.device(device),
                                  data.pools))
     return nets
 
@@ -238,7 +238,7 @@ def pipeline(batches: int = 60, seeds=(0, 1, 2, 3, 4), ceilings_: dict | None = 
                 trainer = PackedTrainer(nets, progress=False, cuda_graphs=graphs)
                 if cuda:
                     torch.cuda.reset_peak_memory_stats()
-                trainer._pack(nets)
+                trainer.pack(nets)
                 N = len(nets)
                 for n in nets:
                     n.begin_epoch()
@@ -247,11 +247,11 @@ def pipeline(batches: int = 60, seeds=(0, 1, 2, 3, 4), ceilings_: dict | None = 
                 tasks_seen = [[] for _ in nets]
                 warm = 5
                 for b in range(warm):
-                    trainer._step(b, losses, accs, tasks_seen)
+                    trainer.step(b, losses, accs, tasks_seen)
                 _sync()
                 t0 = time.perf_counter()
                 for b in range(warm, config.batches_per_epoch):
-                    trainer._step(b, losses, accs, tasks_seen)
+                    trainer.step(b, losses, accs, tasks_seen)
                 _sync()
                 ms = 1e3 * (time.perf_counter() - t0) / (config.batches_per_epoch - warm)
             flops = N * step_flops(64, 150, hidden)["total"]
@@ -301,14 +301,14 @@ def training(cap_s: float = 150.0, threshold: float = 0.9, seeds=(0, 1, 2),
     trainer = PackedTrainer(nets, progress=False, cuda_graphs=graphs)
     start = time.perf_counter()
     epochs = 0
-    trainer._pack(nets)
+    trainer.pack(nets)
     reached = False
     while time.perf_counter() - start < cap_s and epochs < config.max_epochs:
-        trainer._epoch()
+        trainer.run_epoch()
         epochs += 1
         steps = trainer.adam.steps
         for j in range(len(nets)):
-            trainer._unpack(j, steps)
+            trainer.unpack(j, steps)
         last = [[r["accuracy"] for r in n.rows if r["epoch"] == n.epoch] for n in nets]
         if all(min(a) >= threshold for a in last):
             reached = True

@@ -21,7 +21,7 @@ from torch import nn
 from ..models.gru import ReluGRU
 from ..models.packed import PackedNetworks, graph_packed
 from ..training.packed import StackedAdam
-from .train_step import _time_steps
+from .train_step import time_steps
 
 N_IN, N_CONST, N_OUT, STEPS = 65, 64, 33, 150
 
@@ -95,13 +95,13 @@ def run(networks=(1, 2, 4, 8), batch_size: int = 64, hidden: int = 256, repeats:
     if not networks or min(networks) < 1:
         raise ValueError(f"networks must be positive integers, got {networks}")
     cuda = str(device).startswith("cuda")
-    base = _time_steps(unpacked_step(hidden, batch_size, device, seed), repeats, 2, device)
+    base = time_steps(unpacked_step(hidden, batch_size, device, seed), repeats, 2, device)
     rows = []
     for n in networks:
         if cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        t = _time_steps(packed_step(n, hidden, batch_size, device, seed, graphs), repeats, 2,
+        t = time_steps(packed_step(n, hidden, batch_size, device, seed, graphs), repeats, 2,
                         device)
         med = statistics.median(t)
         row = {

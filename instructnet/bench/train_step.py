@@ -23,8 +23,7 @@ import time
 import torch
 from torch import nn
 
-from ..models import _fused
-from ..models.gru import ReluGRU, reference_forward
+from ..models.gru import ReluGRU, fused_kernels, reference_forward
 
 N_IN, N_CONST, N_OUT = 65, 64, 33
 TARGET_RATIO = 2.0
@@ -73,7 +72,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _time_steps(step, repeats: int, warmup: int, device: str) -> list[float]:
+def time_steps(step, repeats: int, warmup: int, device: str) -> list[float]:
     for _ in range(warmup):
         step()
     times = []
@@ -127,12 +126,12 @@ def run(batch_size: int = 64, steps: int = 150, hidden: int = 256, repeats: int 
     ref = _make_step(reference_forward, *build(), batch)
 
     gflops = matmul_gflops(device)
-    t_fast = _time_steps(fast, repeats, warmup=2, device=device)
+    t_fast = time_steps(fast, repeats, warmup=2, device=device)
     n_ref = reference_repeats if reference_repeats is not None else max(1, (repeats + 1) // 2)
-    t_ref = _time_steps(ref, n_ref, warmup=1, device=device)
+    t_ref = time_steps(ref, n_ref, warmup=1, device=device)
     gflops = max(gflops, matmul_gflops(device))  # again after the steps (shared machines)
 
-    fused = str(device).startswith("cpu") and _fused.available()
+    kernels = fused_kernels(device)
     flops = step_flops(B, T, hidden)
     floor_s = flops["total"] / (gflops * 1e9)
     ms_fast, ms_ref = 1e3 * min(t_fast), 1e3 * min(t_ref)
@@ -142,9 +141,9 @@ def run(batch_size: int = 64, steps: int = 150, hidden: int = 256, repeats: int 
         "device": device,
         "torch_threads": torch.get_num_threads(),
         # which loops the fast path ran: the fused C++ kernels or the pure-torch fallback
-        "fused_kernels": fused,
+        "fused_kernels": kernels is not None,
         # the fused loops' per-step products: oneDNN's brgemm micro-kernel or ATen (MKL)
-        "fused_step_gemm": ("brgemm" if _fused.ops().brgemm_enabled() else "aten") if fused else None,
+        "fused_step_gemm": kernels,
         "batch_size": B,
         "steps": T,
         "hidden": hidden,

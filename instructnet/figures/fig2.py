@@ -8,7 +8,6 @@ missing; an empty input gives a panel that says what is missing instead of an er
 
 from __future__ import annotations
 
-import colorsys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,69 +20,26 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..analysis.stats import (  # noqa: E402
-    BASE_ORDER,
     display_name,
     learning_curves,
     order_models,
     per_seed,
     split_variant,
 )
-
-STYLE = "whitegrid"
+from .style import (  # noqa: E402
+    STYLE,
+    empty_figure,
+    message_panel,
+    model_color,
+    model_palette,
+    percent_axis,
+    save_figure,
+)
 
 
 # --- helpers ------------------------------------------------------------------------
-_BASE_COLORS = list(sns.color_palette("tab10", 10)) + [(0.15, 0.15, 0.15), (0.45, 0.45, 0.45)]
-
-
-def _color(model: str):
-    """One colour per base model (stable across figures, by BASE_ORDER); variants get a
-    lighter shade of their base's colour; unknown models a grey-green."""
-    base, suffixes = split_variant(model)
-    color = _BASE_COLORS[BASE_ORDER.index(base)] if base in BASE_ORDER else (0.4, 0.55, 0.45)
-    if suffixes:
-        h, lum, sat = colorsys.rgb_to_hls(*color)
-        color = colorsys.hls_to_rgb(h, min(0.85, lum + 0.2 * len(suffixes)), sat)
-    return tuple(color)
-
-
-def _palette(models) -> dict[str, tuple]:
-    return {display_name(m): _color(m) for m in models}
-
-
-def _save(fig, out: str | Path) -> Path:
-    out = Path(out)
-    png = out if out.suffix.lower() == ".png" else out.with_suffix(".png")
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(png, dpi=130)
-    fig.savefig(png.with_suffix(".pdf"))
-    plt.close(fig)
-    return png
-
-
-def _message(ax, text: str, title: str | None = None):
-    ax.set_axis_off()
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11, wrap=True,
-            transform=ax.transAxes)
-    if title:
-        ax.set_title(title)
-
-
-def _empty_figure(out, text: str, title: str) -> Path:
-    with sns.axes_style(STYLE):
-        fig, ax = plt.subplots(figsize=(6, 3))
-        _message(ax, text, title)
-        return _save(fig, out)
-
-
 def _width(n: int, per: float = 0.75, lo: float = 5.0) -> float:
     return max(lo, 1.5 + per * n)
-
-
-def _pct_axis(ax, axis: str = "y"):
-    fmt = matplotlib.ticker.PercentFormatter(1.0, decimals=0)
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
 
 def _bars_with_seeds(ax, seeds: pd.DataFrame, order: list[str], hue: str | None = None,
@@ -103,7 +59,7 @@ def _bars_with_seeds(ax, seeds: pd.DataFrame, order: list[str], hue: str | None 
     ax.set_xlabel("")
     ax.set_ylabel("zero-shot accuracy")
     ax.set_ylim(0, 1.02)
-    _pct_axis(ax)
+    percent_axis(ax)
     ax.tick_params(axis="x", rotation=35)
     for label in ax.get_xticklabels():
         label.set_ha("right")
@@ -121,14 +77,14 @@ def fig2a_learning_curves(heldout: pd.DataFrame, out, max_batch: int = 100) -> P
     mean ± SD over seeds, one line per model."""
     title = "Held-out tasks: learning curves"
     if heldout is None or heldout.empty:
-        return _empty_figure(out, "no held-out learning data in this run", title)
+        return empty_figure(out, "no held-out learning data in this run", title)
     curves = learning_curves(heldout[heldout["batch"] < max_batch])
     models = order_models(curves["model"])
     with sns.axes_style(STYLE):
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         for m in models:
             c = curves[curves["model"] == m]
-            color = _color(m)
+            color = model_color(m)
             ax.plot(c["batch"], c["mean"], color=color, lw=1.6,
                     label=f"{display_name(m)} (n={int(c['n_seeds'].max())})")
             sd = c["sd"].fillna(0).to_numpy()
@@ -137,17 +93,17 @@ def fig2a_learning_curves(heldout: pd.DataFrame, out, max_batch: int = 100) -> P
         ax.set_xlabel("batches of training on the held-out task (0 = zero-shot)")
         ax.set_ylabel("accuracy on held-out tasks")
         ax.set_ylim(0, 1.02)
-        _pct_axis(ax)
+        percent_axis(ax)
         ax.set_title(f"{title} (mean ± SD over seeds)")
         ax.legend(fontsize=8, loc="lower right", frameon=True)
-        return _save(fig, out)
+        return save_figure(fig, out)
 
 
 def fig2b_distribution(zero_shot: pd.DataFrame, out) -> Path:
     """Distribution over held-out tasks of zero-shot accuracy (task means over seeds)."""
     title = "Zero-shot accuracy across held-out tasks"
     if zero_shot is None or zero_shot.empty:
-        return _empty_figure(out, "no zero-shot data in this run", title)
+        return empty_figure(out, "no zero-shot data in this run", title)
     tasks = zero_shot.groupby(["model", "task"], as_index=False)["accuracy"].mean()
     tasks["display"] = tasks["model"].map(display_name)
     models = order_models(tasks["model"])
@@ -155,16 +111,16 @@ def fig2b_distribution(zero_shot: pd.DataFrame, out) -> Path:
     with sns.axes_style(STYLE):
         fig, ax = plt.subplots(figsize=(7.5, max(3.0, 1.0 + 0.5 * len(models))))
         sns.boxplot(data=tasks, y="display", x="accuracy", order=order, hue="display",
-                    palette=_palette(models), legend=False, showfliers=False, ax=ax,
+                    palette=model_palette(models), legend=False, showfliers=False, ax=ax,
                     boxprops={"alpha": 0.6})
         sns.stripplot(data=tasks, y="display", x="accuracy", order=order, color="black",
                       size=3, jitter=0.2, ax=ax)
         ax.set_xlim(-0.02, 1.02)
-        _pct_axis(ax, "x")
+        percent_axis(ax, "x")
         ax.set_xlabel("zero-shot accuracy of a held-out task (mean over seeds)")
         ax.set_ylabel("")
         ax.set_title(title)
-        return _save(fig, out)
+        return save_figure(fig, out)
 
 
 def fig2c_swapped(zero_shot: pd.DataFrame, swapped: pd.DataFrame, out) -> Path:
@@ -176,7 +132,7 @@ def fig2c_swapped(zero_shot: pd.DataFrame, swapped: pd.DataFrame, out) -> Path:
     if swapped is not None and not swapped.empty:
         parts.append(_seed_means(swapped).assign(instructions="swapped"))
     if not parts:
-        return _empty_figure(out, "no zero-shot or swapped-instruction data in this run", title)
+        return empty_figure(out, "no zero-shot or swapped-instruction data in this run", title)
     seeds = pd.concat(parts, ignore_index=True)
     models = order_models(seeds["model"])
     order = [display_name(m) for m in models]
@@ -188,20 +144,20 @@ def fig2c_swapped(zero_shot: pd.DataFrame, swapped: pd.DataFrame, out) -> Path:
         ax.legend(title="instructions", fontsize=8, loc="upper left")
         note = "" if "swapped" in hue_order else "\n(no swapped-instruction data in this run)"
         ax.set_title(title + note)
-        return _save(fig, out)
+        return save_figure(fig, out)
 
 
 def _per_model_bars(table: pd.DataFrame, out, title: str, ylabel: str, empty: str) -> Path:
     if table is None or table.empty:
-        return _empty_figure(out, empty, title)
+        return empty_figure(out, empty, title)
     seeds = _seed_means(table)
     models = order_models(seeds["model"])
     with sns.axes_style(STYLE):
         fig, ax = plt.subplots(figsize=(_width(len(models)), 4.5))
-        _bars_with_seeds(ax, seeds, [display_name(m) for m in models], palette=_palette(models))
+        _bars_with_seeds(ax, seeds, [display_name(m) for m in models], palette=model_palette(models))
         ax.set_ylabel(ylabel)
         ax.set_title(title)
-        return _save(fig, out)
+        return save_figure(fig, out)
 
 
 def fig2d_family(zero_shot_family: pd.DataFrame, out) -> Path:
@@ -215,11 +171,11 @@ def fig2e_tuned(zero_shot: pd.DataFrame, out) -> Path:
     """Frozen vs tuned language model, for each language model with a tuned variant."""
     title = "Tuning the language model"
     if zero_shot is None or zero_shot.empty:
-        return _empty_figure(out, "no zero-shot data in this run", title)
+        return empty_figure(out, "no zero-shot data in this run", title)
     models = set(zero_shot["model"].astype(str))
     tuned = [m for m in models if "tuned" in split_variant(m)[1]]
     if not tuned:
-        return _empty_figure(out, "no tuned models in this run", title)
+        return empty_figure(out, "no tuned models in this run", title)
     seeds = _seed_means(zero_shot)
     keep = set()
     for t in tuned:
@@ -239,7 +195,7 @@ def fig2e_tuned(zero_shot: pd.DataFrame, out) -> Path:
         missing = sorted(b for b in bases if b not in models)
         ax.set_title(title + (f" (no frozen run of {', '.join(map(display_name, missing))})"
                               if missing else ""))
-        return _save(fig, out)
+        return save_figure(fig, out)
 
 
 def fig2f_clause(observed: pd.DataFrame, null: pd.DataFrame, out) -> Path:
@@ -247,7 +203,7 @@ def fig2f_clause(observed: pd.DataFrame, null: pd.DataFrame, out) -> Path:
     against the null of random task splits (violins)."""
     title = "Conditional minus imperative tasks"
     if observed is None or observed.empty or observed["difference"].isna().all():
-        return _empty_figure(out, "no conditional/imperative comparison possible in this run",
+        return empty_figure(out, "no conditional/imperative comparison possible in this run",
                              title)
     obs = observed[observed["difference"].notna()].copy()
     obs["display"] = obs["model"].map(display_name)
@@ -265,7 +221,7 @@ def fig2f_clause(observed: pd.DataFrame, null: pd.DataFrame, out) -> Path:
         for i, name in enumerate(order):
             ax.hlines(means[name], i - 0.3, i + 0.3, color="black", lw=2, zorder=4)
         sns.stripplot(data=obs, x="display", y="difference", order=order, hue="display",
-                      palette=_palette(models), legend=False, size=6, jitter=0.1, ax=ax,
+                      palette=model_palette(models), legend=False, size=6, jitter=0.1, ax=ax,
                       edgecolor="black", linewidth=0.5, zorder=5)
         ax.axhline(0, color="grey", lw=0.8, ls="--")
         ax.set_xlabel("")
@@ -275,7 +231,7 @@ def fig2f_clause(observed: pd.DataFrame, null: pd.DataFrame, out) -> Path:
             label.set_ha("right")
         ax.set_title(f"{title}\ngrey: null of random task splits; dots: seeds; bar: mean",
                      fontsize=10)
-        return _save(fig, out)
+        return save_figure(fig, out)
 
 
 # --- supplementary ------------------------------------------------------------------
@@ -283,7 +239,7 @@ def supp_training_curves(train_logs: pd.DataFrame, out) -> Path:
     """Training accuracy and loss per epoch (mean over tasks; band: SD over seeds/holdouts)."""
     title = "Training"
     if train_logs is None or train_logs.empty:
-        return _empty_figure(out, "no training logs in this run", title)
+        return empty_figure(out, "no training logs in this run", title)
     keys = [c for c in ("model", "holdout", "seed", "epoch") if c in train_logs.columns]
     runs = train_logs.groupby(keys, as_index=False)[["accuracy", "loss"]].mean()
     runs["display"] = runs["model"].map(display_name)
@@ -294,19 +250,19 @@ def supp_training_curves(train_logs: pd.DataFrame, out) -> Path:
         for ax, value, label in ((axes[0], "accuracy", "training accuracy (mean over tasks)"),
                                  (axes[1], "loss", "training loss (mean over tasks)")):
             sns.lineplot(data=runs, x="epoch", y=value, hue="display", hue_order=order,
-                         palette=_palette(models), errorbar="sd", ax=ax, marker="o",
+                         palette=model_palette(models), errorbar="sd", ax=ax, marker="o",
                          markersize=3, legend=(value == "accuracy"))
             ax.set_ylabel(label)
             ax.set_xlabel("epoch")
         axes[0].set_ylim(0, 1.02)
-        _pct_axis(axes[0])
+        percent_axis(axes[0])
         axes[0].axhline(0.95, color="grey", ls="--", lw=0.8)
         if axes[0].get_legend():
             axes[0].legend(fontsize=8, title=None, loc="lower right")
         if runs["loss"].gt(0).all():
             axes[1].set_yscale("log")
         fig.suptitle(f"{title} (mean ± SD over seeds and holdouts; dashed: 95 % criterion)")
-        return _save(fig, out)
+        return save_figure(fig, out)
 
 
 def supp_validation(validation: pd.DataFrame, out) -> Path:
@@ -322,7 +278,7 @@ def supp_welch_heatmaps(matrices: Mapping[str, pd.DataFrame], out) -> Path:
     title = "Welch t-tests between models (two-sided p)"
     items = [(k, v) for k, v in (matrices or {}).items() if v is not None and not v.empty]
     if not items:
-        return _empty_figure(out, "no pairwise tests in this run (needs ≥ 2 models)", title)
+        return empty_figure(out, "no pairwise tests in this run (needs ≥ 2 models)", title)
     n = len(items)
     sizes = [len(set(v["model_a"]) | set(v["model_b"])) for _, v in items]
     side = max(3.5, 1.5 + 0.6 * max(sizes))
@@ -334,7 +290,7 @@ def supp_welch_heatmaps(matrices: Mapping[str, pd.DataFrame], out) -> Path:
             p = m.pivot_table(index="model_a", columns="model_b", values="p", aggfunc="first",
                               dropna=False).reindex(index=models, columns=models)
             if p.isna().all().all():
-                _message(ax, "p undefined: every model\nneeds ≥ 2 seeds", cond)
+                message_panel(ax, "p undefined: every model\nneeds ≥ 2 seeds", cond)
                 continue
             p.index, p.columns = names, names
             logp = -np.log10(p.clip(lower=1e-300).astype(float))
@@ -351,4 +307,4 @@ def supp_welch_heatmaps(matrices: Mapping[str, pd.DataFrame], out) -> Path:
             for label in ax.get_xticklabels():
                 label.set_ha("right")
         fig.suptitle(title)
-        return _save(fig, out)
+        return save_figure(fig, out)

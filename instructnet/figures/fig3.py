@@ -21,7 +21,7 @@ import seaborn as sns  # noqa: E402
 from ..analysis.ccgp import ccgp_vs_zero_shot  # noqa: E402
 from ..analysis.paper import points_correlation  # noqa: E402
 from ..analysis.stats import display_name, order_models  # noqa: E402
-from .fig2 import STYLE, _color, _empty_figure, _message, _save  # noqa: E402
+from .style import STYLE, empty_figure, message_panel, model_color, save_figure  # noqa: E402
 
 PCA_COLORS = {"DMMod1": "#1f77b4", "AntiDMMod1": "#d62728", "DMMod2": "#2ca02c",
               "AntiDMMod2": "#ff7f0e"}
@@ -40,7 +40,7 @@ def fig3ad_pca(pca: pd.DataFrame, out, held: set[str] | frozenset = frozenset({"
     the Pro/Anti and Mod1/Mod2 axes. Held-out tasks are drawn with crosses."""
     title = "Figure 3a–d: PCA of task representations"
     if pca is None or pca.empty:
-        return _empty_figure(out, "no PCA table in this run", title)
+        return empty_figure(out, "no PCA table in this run", title)
     models = order_models(pca["model"])
     layers = [layer for layer in ("embedding", "rnn") if (pca["layer"] == layer).any()]
     fig = plt.figure(figsize=(4.2 * len(layers), 3.6 * len(models)))
@@ -49,7 +49,7 @@ def fig3ad_pca(pca: pd.DataFrame, out, held: set[str] | frozenset = frozenset({"
             ax = fig.add_subplot(len(models), len(layers), i * len(layers) + j + 1, projection="3d")
             d = pca[(pca["model"] == model) & (pca["layer"] == layer)]
             if d.empty:
-                _message(ax, "no data")
+                message_panel(ax, "no data")
                 continue
             centroids = {}
             for task, g in d.groupby("task", sort=False):
@@ -73,7 +73,7 @@ def fig3ad_pca(pca: pd.DataFrame, out, held: set[str] | frozenset = frozenset({"
             if i == 0 and j == len(layers) - 1:
                 ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.05, 1.0))
     fig.suptitle(title + f" (holdout {pca['holdout'].iat[0]}, seed {pca['seed'].iat[0]})")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def fig3e_ccgp_zero_shot(ccgp: pd.DataFrame, zero_shot: pd.DataFrame, out,
@@ -85,7 +85,7 @@ def fig3e_ccgp_zero_shot(ccgp: pd.DataFrame, zero_shot: pd.DataFrame, out,
               if ccgp is not None and len(ccgp) and zero_shot is not None and len(zero_shot)
               else pd.DataFrame())
     if points.empty:
-        return _empty_figure(out, "no held-out task has both a CCGP and a zero-shot score", title)
+        return empty_figure(out, "no held-out task has both a CCGP and a zero-shot score", title)
     points["display"] = points["model"].map(display_name)
     models = order_models(points["model"])
     with sns.axes_style(STYLE):
@@ -94,7 +94,7 @@ def fig3e_ccgp_zero_shot(ccgp: pd.DataFrame, zero_shot: pd.DataFrame, out,
                     ci=None, line_kws={"lw": 1})
         sns.scatterplot(data=points, x="ccgp", y="zero_shot", hue="display",
                         hue_order=[display_name(m) for m in models],
-                        palette={display_name(m): _color(m) for m in models}, ax=ax, s=45)
+                        palette={display_name(m): model_color(m) for m in models}, ax=ax, s=45)
         c = points_correlation(points)  # the number fidelity.md reports
         if not np.isnan(c["r"]):
             text = f"Pearson r = {c['r']:.3f}, p = {c['p']:.2g} (n = {c['n']})"
@@ -108,7 +108,7 @@ def fig3e_ccgp_zero_shot(ccgp: pd.DataFrame, zero_shot: pd.DataFrame, out,
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=8, loc="lower right")
         ax.set_title(title)
-        return _save(fig, out)
+        return save_figure(fig, out)
 
 
 def _position_label(p: int) -> str:
@@ -128,7 +128,7 @@ def fig3f_ccgp_layers(summary: pd.DataFrame, welch: pd.DataFrame, out) -> Path:
     models at the RNN are listed under each panel."""
     title = "Figure 3f: CCGP across the hierarchy"
     if summary is None or summary.empty:
-        return _empty_figure(out, "no CCGP in this run", title)
+        return empty_figure(out, "no CCGP in this run", title)
     conditions = [c for c in CONDITION_TITLES if (summary["condition"] == c).any()]
     with sns.axes_style(STYLE):
         fig, axes = plt.subplots(1, len(conditions), figsize=(6.2 * len(conditions), 5.2),
@@ -140,7 +140,7 @@ def fig3f_ccgp_layers(summary: pd.DataFrame, welch: pd.DataFrame, out) -> Path:
                 g = d[d["model"] == model].groupby("position")["ccgp"].agg(["mean", "std", "count"])
                 sd = g["std"].fillna(0).to_numpy()
                 ax.errorbar(g.index, g["mean"], yerr=sd, marker="o", ms=4, lw=1.4, capsize=2,
-                            color=_color(model),
+                            color=model_color(model),
                             label=f"{display_name(model)} (n={int(g['count'].max())})")
             ax.axhline(0.5, color="grey", lw=0.8, ls=":")
             ax.set_xticks(positions)
@@ -161,4 +161,4 @@ def fig3f_ccgp_layers(summary: pd.DataFrame, welch: pd.DataFrame, out) -> Path:
                 ax.text(0.0, -0.32, "Welch, RNN layer:\n" + "\n".join(lines[:8]),
                         transform=ax.transAxes, va="top", fontsize=7)
         fig.suptitle(title)
-        return _save(fig, out)
+        return save_figure(fig, out)

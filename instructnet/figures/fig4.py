@@ -20,7 +20,7 @@ import seaborn as sns  # noqa: E402
 
 from ..analysis.stats import display_name  # noqa: E402
 from ..tasks.constants import TASKS  # noqa: E402
-from .fig2 import STYLE, _empty_figure, _save  # noqa: E402
+from .style import STYLE, empty_figure, save_figure  # noqa: E402
 
 GO_PAIRS = (("Go", "AntiGo"), ("RTGo", "AntiRTGo"), ("GoMod1", "AntiGoMod1"),
             ("GoMod2", "AntiGoMod2"), ("RTGoMod1", "AntiRTGoMod1"), ("RTGoMod2", "AntiRTGoMod2"))
@@ -45,7 +45,7 @@ def fig4a_go_tuning(curves: pd.DataFrame, stats: pd.DataFrame, out, model: str =
     title = "Figure 4a: direction tuning across the Go family"
     d = _curves(curves, "go")
     if d.empty:
-        return _empty_figure(out, "no Go-family tuning in this run", title)
+        return empty_figure(out, "no Go-family tuning in this run", title)
     unit = int(d["unit"].iat[0])
     shift = stats[(stats["task"] == "AntiGo-Go") & (stats["unit"] == unit)]["value"]
     shift_text = f"; preferred direction AntiGo − Go = {shift.iat[0] / math.pi:+.2f}π" if len(shift) else ""
@@ -67,7 +67,7 @@ def fig4a_go_tuning(curves: pd.DataFrame, stats: pd.DataFrame, out, model: str =
         axes[0, 0].set_ylabel("mean activity (stimulus on)")
         axes[1, 0].set_ylabel("mean activity (stimulus on)")
         fig.suptitle(f"{title}\n{_subtitle(d, model)}{shift_text}", fontsize=10)
-        return _save(fig, out)
+        return save_figure(fig, out)
 
 
 def _time_panels(d: pd.DataFrame, tasks, out, title: str, model: str, held, palette=None) -> Path:
@@ -87,7 +87,7 @@ def _time_panels(d: pd.DataFrame, tasks, out, title: str, model: str, held, pale
             ax.legend(fontsize=7)
         axes[0, 0].set_ylabel("activity")
         fig.suptitle(f"{title}\n{_subtitle(d, model)}", fontsize=10)
-        return _save(fig, out)
+        return save_figure(fig, out)
 
 
 def fig4b_matching(curves: pd.DataFrame, out, model: str = "", held=()) -> Path:
@@ -96,7 +96,7 @@ def fig4b_matching(curves: pd.DataFrame, out, model: str = "", held=()) -> Path:
     title = "Figure 4b: match vs non-match"
     d = _curves(curves, "matching")
     if d.empty:
-        return _empty_figure(out, "no matching-task units in this run", title)
+        return empty_figure(out, "no matching-task units in this run", title)
     return _time_panels(d, ("DMS", "DNMS", "DMC", "DNMC"), out, title, model, held,
                         {"match": "tab:green", "non-match": "tab:purple"})
 
@@ -107,7 +107,7 @@ def fig4c_dm_contrast(curves: pd.DataFrame, out, model: str = "", held=()) -> Pa
     title = "Figure 4c: evidence accumulation by contrast"
     d = _curves(curves, "dm")
     if d.empty:
-        return _empty_figure(out, "no DM units in this run", title)
+        return empty_figure(out, "no DM units in this run", title)
     return _time_panels(d, ("DM", "AntiDM"), out, title, model, held)
 
 
@@ -117,7 +117,7 @@ def fig4d_comp(curves: pd.DataFrame, out, model: str = "", held=()) -> Path:
     title = "Figure 4d: COMP1 vs COMP2"
     d = _curves(curves, "comp")
     if d.empty:
-        return _empty_figure(out, "no COMP units in this run", title)
+        return empty_figure(out, "no COMP units in this run", title)
     return _time_panels(d, ("COMP1", "COMP2"), out, title, model, held,
                         {"respond": "tab:blue", "withhold": "tab:grey"})
 
@@ -127,7 +127,7 @@ def supp_task_variance(variance: pd.DataFrame, out, model: str = "") -> Path:
     task (columns, canonical order)."""
     title = "Task variance of sensorimotor units, clustered"
     if variance is None or variance.empty:
-        return _empty_figure(out, "no task variance in this run", title)
+        return empty_figure(out, "no task variance in this run", title)
     grid = variance.pivot(index="unit", columns="task", values="normalised")
     grid = grid[[t for t in TASKS if t in grid.columns]]
     clusters = variance.groupby("unit")["cluster"].first().loc[grid.index]
@@ -144,4 +144,4 @@ def supp_task_variance(variance: pd.DataFrame, out, model: str = "") -> Path:
         ax.set_xticklabels(ax.get_xticklabels(), rotation=90, fontsize=7)
         ax.set_ylabel(f"{len(grid)} active units, {len(np.unique(sorted_clusters))} clusters")
         ax.set_title(f"{title} ({display_name(model)})" if model else title)
-        return _save(fig, out)
+        return save_figure(fig, out)

@@ -20,7 +20,7 @@ import seaborn as sns  # noqa: E402
 from ..production.partners import SETTING_ORDER, SOURCES  # noqa: E402
 from ..production.produce import NOVEL, confusion_matrix  # noqa: E402
 from ..tasks import TASKS  # noqa: E402
-from .fig2 import STYLE, _empty_figure, _pct_axis, _save  # noqa: E402
+from .style import STYLE, empty_figure, percent_axis, save_figure  # noqa: E402
 
 SOURCE_LABELS = {"instructions": "all produced instructions", "novel": "novel instructions only",
                  "embedding": "embedding passed directly"}
@@ -38,7 +38,7 @@ def fig5d_examples(produced: pd.DataFrame, out, task: str = "AntiDMMod1", n: int
     title = f"Instructions produced for {task}"
     rows = produced[produced["task"] == task] if len(produced) else produced
     if rows is None or rows.empty:
-        return _empty_figure(out, f"no instructions were produced for {task} in this run", title)
+        return empty_figure(out, f"no instructions were produced for {task} in this run", title)
     cells = []
     for holdout, g in rows.groupby("instructor_holdout", sort=True):
         g = g.drop_duplicates("text").head(n)
@@ -60,7 +60,7 @@ def fig5d_examples(produced: pd.DataFrame, out, task: str = "AntiDMMod1", n: int
         if r == 0:
             cell.set_text_props(weight="bold")
     ax.set_title(title)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def fig5e_confusion(produced: pd.DataFrame, out, tasks=None) -> Path:
@@ -69,7 +69,7 @@ def fig5e_confusion(produced: pd.DataFrame, out, tasks=None) -> Path:
     Columns: the study's ``tasks`` (default all 50) and any other task reproduced."""
     title = "Produced instructions: training sentence set or novel"
     if produced is None or produced.empty:
-        return _empty_figure(out, "no produced instructions in this run", title)
+        return empty_figure(out, "no produced instructions in this run", title)
     groups = list(produced.groupby("instructor_holdout", sort=True))
     produced_tasks = [t for t in TASKS if t in set(produced["task"])]
     shown = set(TASKS if tasks is None else tasks) | set(
@@ -90,7 +90,7 @@ def fig5e_confusion(produced: pd.DataFrame, out, tasks=None) -> Path:
             ax.set_ylabel("task")
             ax.tick_params(axis="x", labelsize=6, rotation=90)
             ax.tick_params(axis="y", labelsize=7, rotation=0)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def _stars(p: float) -> str:
@@ -104,7 +104,7 @@ def fig5f_partners(partners: pd.DataFrame, welch: pd.DataFrame, out) -> Path:
     means, dots = those means; Welch tests of instructions vs embedding annotated."""
     title = "Partner models performing from produced instructions"
     if partners is None or partners.empty:
-        return _empty_figure(out, "no partner evaluations in this run", title)
+        return empty_figure(out, "no partner evaluations in this run", title)
     units = partners.groupby(["setting", "source", "partner_seed", "task"], observed=True)[
         "accuracy"].mean().reset_index()
     settings = [s for s in SETTING_ORDER if s in set(units["setting"])]
@@ -129,8 +129,8 @@ def fig5f_partners(partners: pd.DataFrame, welch: pd.DataFrame, out) -> Path:
         ax.set_ylim(0, 1.12)
         ax.set_xlabel("")
         ax.set_ylabel("partner accuracy")
-        _pct_axis(ax)
+        percent_axis(ax)
         ax.legend(title="", fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08),
                   ncol=len(hue_order), frameon=False)
         ax.set_title(title, pad=18)
-    return _save(fig, out)
+    return save_figure(fig, out)

@@ -152,6 +152,15 @@ def _use_fused(t: torch.Tensor) -> bool:
             and _fused.available())
 
 
+def fused_kernels(device) -> str | None:
+    """Which loops a float32 step on ``device`` runs: the fused C++ kernels with their
+    per-step products in oneDNN's brgemm micro-kernel ("brgemm") or in ATen/MKL
+    ("aten"); None for the pure-torch path (CUDA, or kernels that did not build)."""
+    if not (str(device).startswith("cpu") and _fused.available()):
+        return None
+    return "brgemm" if _fused.ops().brgemm_enabled() else "aten"
+
+
 def _perm_rows(w: torch.Tensor, hidden: int) -> torch.Tensor:
     """Gate blocks (r, z, n) → (n, r, z) along dim 0 (the gate slab's column order)."""
     return torch.cat((w[2 * hidden :], w[: 2 * hidden]), dim=0)

@@ -138,7 +138,7 @@ class PackMember:
         return f"{self.holdout}/{self.spec.name}/seed{self.seed}"
 
 
-class _Network:
+class PackNetwork:
     """The per-network half of a pack member: encoder, its Adam, schedule, streams, log.
 
     ``opt``/``sched`` are exactly the unpacked Trainer's optimiser and scheduler over
@@ -277,9 +277,12 @@ class PackedTrainer:
     All networks must share ``batch_size``, ``batches_per_epoch`` and ``grad_clip``
     (the stacked step is one batch per network); learning rates, decay, thresholds and
     epoch limits may differ. ``run()`` returns each network's log table, in order.
+    Its steps are public for the benchmarks that drive a pack themselves: ``pack``
+    (stack networks), ``step`` (one stacked batch), ``run_epoch``, ``unpack`` (copy one
+    network's slices back into its own model and optimiser).
     """
 
-    def __init__(self, networks: Sequence[_Network], max_networks: int | None = None,
+    def __init__(self, networks: Sequence[PackNetwork], max_networks: int | None = None,
                  progress: bool = True, cuda_graphs: bool = True):
         if not networks:
             raise PackingError("no networks to train")
@@ -312,7 +315,7 @@ class PackedTrainer:
         self.all_trials = TrialBatch.cat(parts)
 
     # -- stacking ------------------------------------------------------------------------
-    def _pack(self, active: list[_Network]) -> None:
+    def pack(self, active: list[PackNetwork]) -> None:
         """Stack the active networks' RNN/readout weights and Adam moments."""
         self.active = active
         self.packed = PackedNetworks.from_models([n.model for n in active]).to(self.device)
@@ -348,7 +351,7 @@ class PackedTrainer:
                 self.core = self.packed
 
     @torch.no_grad()
-    def _unpack(self, j: int, steps: list[int]) -> None:
+    def unpack(self, j: int, steps: list[int]) -> None:
         """Copy network j's slices (weights, Adam moments and step) into its own model
         and optimiser, where checkpoints and outputs read them."""
         n = self.active[j]
@@ -364,7 +367,7 @@ class PackedTrainer:
             }
 
     # -- one stacked step ----------------------------------------------------------------
-    def _step(self, b: int, losses: torch.Tensor, accs: torch.Tensor, tasks: list[list[str]]):
+    def step(self, b: int, losses: torch.Tensor, accs: torch.Tensor, tasks: list[list[str]]):
         """Batch ``b`` of every active network as one stacked step: each network draws
         its batch from its own generator (as its unpacked run would), the batches are
         gathered and rendered together, the stacked networks run forward and backward
@@ -413,7 +416,9 @@ class PackedTrainer:
         scoring = self.active[0].config.criterion_scoring  # per network's own batch of B
         accs[b] = is_correct(out, trials, scoring, batch=B).view(N, B).float().mean(dim=1)
 
-    def _epoch(self) -> None:
+    def run_epoch(self) -> None:
+        """One epoch of every packed network: ``batches_per_epoch`` stacked steps, then
+        each network's epoch-end bookkeeping (log rows, finiteness check)."""
         active = self.active
         bpe = active[0].config.batches_per_epoch
         for n in active:
@@ -427,14 +432,14 @@ class PackedTrainer:
         self.packed.train()
         start = time.perf_counter()
         for b in bar:
-            self._step(b, losses, accs, tasks)
+            self.step(b, losses, accs, tasks)
         losses, accs = losses.cpu().numpy(), accs.cpu().numpy()
         seconds = time.perf_counter() - start
         for j, n in enumerate(active):
             n.end_epoch(tasks[j], losses[:, j].astype(np.float64), accs[:, j].astype(np.float64),
                         seconds)
 
-    def _checkpoint(self, n: _Network) -> None:
+    def _checkpoint(self, n: PackNetwork) -> None:
         if n.member.checkpoint is not None:
             save_atomic(n.state(), Path(n.member.checkpoint))
 
@@ -465,13 +470,13 @@ class PackedTrainer:
                 slots.append(waiting.pop(0))
             if not slots:
                 break
-            self._pack([self.networks[i] for i in slots])
+            self.pack([self.networks[i] for i in slots])
             while True:
-                self._epoch()
+                self.run_epoch()
                 finished = []
                 steps = self.adam.steps
                 for j, i in enumerate(slots):
-                    self._unpack(j, steps)
+                    self.unpack(j, steps)
                     self._checkpoint(self.networks[i])
                     if self.networks[i].done():
                         finished.append(i)
@@ -526,7 +531,7 @@ def train_pack(
         model = build_model(m.spec, seed_int(base_seed, "init", m.spec.name, m.seed), emb, hidden,
                             norm_rows=sentences.values() if sentences else None)
         data_seed = seed_int(base_seed, "train", m.holdout, m.spec.name, m.seed)
-        networks.append(_Network(m, model, data, data_seed, device, data.pools))
+        networks.append(PackNetwork(m, model, data, data_seed, device, data.pools))
     trainer = PackedTrainer(networks, max_networks, progress, cuda_graphs)
     trainer.resume()
     tables = trainer.run()
