@@ -157,13 +157,19 @@ class Plan:
         return self.model_specs[model]
 
     def wildcard_constraints(self) -> dict[str, str]:
+        """Every wildcard of the rules and what it may be (workflow/rules/common.smk)."""
         return {
             "task": "|".join(self.study.tasks),  # only the study's pools are made
             "pool": "|".join(self.pools),
             "lm": "|".join(self.language_models),
             "holdout": "|".join(self.holdout_names),
+            "pholdout": "|".join(self.holdout_names),  # a production partner's holdout
             "model": "|".join(self.model_specs) or "(?!)",
             "seed": r"\d+",
+            "pseed": r"\d+",
+            "test": "|".join(TESTS),
+            "name": "|".join(TABLES),  # the stacked tables of rule collect
+            "figure": "|".join(PANELS),
         }
 
     def training_tasks(self, holdout: str) -> list[str]:
@@ -355,6 +361,11 @@ class Plan:
         if name == "train_logs":
             return [f.replace("model.pt", "train_log.parquet") for f in self.trained_models()]
         return self.eval_files(name)
+
+    def other_test_tables(self) -> list[str]:
+        """The stacked tables of the configured tests other than heldout (rule statistics
+        reads them beside heldout's)."""
+        return [f"{T}{test}.parquet" for test in self.tests if test != "heldout"]
 
     def figure_inputs(self, figure: str) -> list[str]:
         """The tables a panel is drawn from (its tasks must be in the study), in the

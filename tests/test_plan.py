@@ -225,3 +225,28 @@ def test_rule_all_is_every_target_once(test_plan):
     assert "results/tables/fidelity.md" in targets
     assert set(test_plan.trial_pools()) <= set(targets)
     assert copy.deepcopy(test_plan.stimulus) == {"convention": "paper", "tuning": 8.0}
+
+
+def test_every_rule_wildcard_is_constrained_by_the_plan(test_plan):
+    from instructnet.figures.panels import PANELS
+    from instructnet.plan import TABLES, TESTS
+
+    constraints = test_plan.wildcard_constraints()
+    rules = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    used = set(re.findall(r"\{(\w+)\}", "".join(re.findall(r'(?<!f)"(results/[^"]*)"', rules))))
+    assert used <= set(constraints), used - set(constraints)
+    # one place, common.smk; only the packed job narrows its own wildcards further
+    assert rules.count("wildcard_constraints:") == rules.count("**PACKED.constraints") + 1 == 2
+
+    def matches(key, value):
+        return re.fullmatch(constraints[key], value) is not None
+
+    assert all(matches("test", t) for t in TESTS) and not matches("test", "heldoutx")
+    assert all(matches("figure", f) for f in PANELS) and not matches("figure", "task_examples")
+    assert all(matches("name", t) for t in TABLES) and not matches("name", "zero_shot")
+    assert matches("pseed", "12") and not matches("pholdout", "no_such_group")
+    assert test_plan.other_test_tables() == [
+        "results/tables/swapped.parquet", "results/tables/combined.parquet",
+        "results/tables/input_only.parquet", "results/tables/validation.parquet"]
+    only = plan_of(change=lambda c: c["evaluation"].update(tests=["heldout", "combined"]))
+    assert only.other_test_tables() == ["results/tables/combined.parquet"]

@@ -6,8 +6,6 @@
 #   validation  the trained tasks with their validation instructions (instructed models;
 #               multitask models, the paper's condition, score every task)
 
-EVAL_TESTS = PLAN.tests
-
 
 rule evaluate:
     """Run one evaluation test of one trained model on the evaluation trial pools."""
@@ -19,8 +17,6 @@ rule evaluate:
         "logs/eval/{holdout}/{model}/seed{seed}/{test}.log",
     benchmark:
         "benchmarks/eval/{holdout}/{model}/seed{seed}/{test}.tsv"
-    wildcard_constraints:
-        test="heldout|swapped|combined|input_only|validation",
     conda:
         "../../envs/instructnet.yaml"
     resources:

@@ -45,8 +45,6 @@ rule figure:
         pdf="results/figures/{figure}.pdf",
     log:
         "logs/figures/{figure}.log",
-    wildcard_constraints:
-        figure="|".join(PANELS),
     localrule: True
     conda:
         "../../envs/instructnet.yaml"

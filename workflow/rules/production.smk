@@ -135,9 +135,6 @@ rule partner_eval:
         "logs/production/{holdout}/{model}/seed{seed}/partners/{pholdout}/seed{pseed}.log",
     benchmark:
         "benchmarks/production/{holdout}/{model}/seed{seed}/partners/{pholdout}/seed{pseed}.tsv"
-    wildcard_constraints:
-        pholdout="|".join(PLAN.holdout_names),
-        pseed=r"\d+",
     priority: PRODUCTION_PRIORITY
     conda:
         "../../envs/instructnet.yaml"

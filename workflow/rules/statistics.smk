@@ -1,8 +1,6 @@
 # Tables of the evaluation results, statistics and the fidelity table (Figure 2 is drawn
 # from them: figures.smk).
 
-from instructnet.plan import TABLES
-
 
 rule collect:
     """Stack the per-model files of one test (or the training logs) into one table."""
@@ -12,8 +10,6 @@ rule collect:
         "results/tables/{name}.parquet",
     log:
         "logs/tables/{name}.log",
-    wildcard_constraints:
-        name="|".join(TABLES),
     localrule: True
     conda:
         "../../envs/instructnet.yaml"
@@ -26,7 +22,7 @@ rule statistics:
     analysis and the fidelity table (ours beside the paper's, both scorings)."""
     input:
         heldout="results/tables/heldout.parquet",
-        extra=[f"results/tables/{t}.parquet" for t in PLAN.tests if t != "heldout"],
+        extra=PLAN.other_test_tables(),
     output:
         zero_shot="results/tables/zero_shot.parquet",
         summary="results/tables/zero_shot_summary.parquet",
