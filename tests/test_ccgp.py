@@ -283,3 +283,30 @@ def test_aggregate_tables_and_zero_shot_points():
     assert f"r = {c['r']:.3f}" in strict_line and "n = 4" in strict_line
     assert any("| paper |" in line for line in lines)
     assert np.isnan(paper.ccgp_correlation(table, zs.iloc[:2])["r"])  # fewer than 3 points
+
+
+def test_figure3e_draws_the_points_and_r_of_the_tables(tmp_path, monkeypatch):
+    """Figure 3e's dots are ccgp_vs_zero_shot's points, one per (model, held-out task),
+    and its annotation is the r that fidelity.md reports."""
+    from instructnet.analysis import paper
+    from instructnet.figures import fig3
+
+    rng = np.random.default_rng(1)
+    held = {"swap9": ["AntiGo", "AntiDMMod1"]}
+    files = {("swap9", m, s): model_ccgp({"standard": {"rnn": _planted(rng, noise=n, n=8)}})
+             for m, n in (("simplenet", 5), ("structurenet", 0.5)) for s in (0, 1)}
+    table = stack_ccgp(files, held)
+    zs = pd.DataFrame({"holdout": "swap9", "model": ["simplenet", "structurenet"] * 2,
+                       "seed": 0, "task": ["AntiGo", "AntiGo", "AntiDMMod1", "AntiDMMod1"],
+                       "accuracy": [0.1, 0.9, 0.3, 0.7]})
+    saved = []
+    monkeypatch.setattr(fig3, "save_figure", lambda fig, out: saved.append(fig))
+    fig3.fig3e_ccgp_zero_shot(table, zs, tmp_path / "e.png")
+    ax = saved[0].axes[0]
+    drawn = np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets())])
+    points = ccgp_vs_zero_shot(table, zs)
+    expected = points[["ccgp", "zero_shot"]].to_numpy()
+    np.testing.assert_allclose(drawn[np.lexsort(drawn.T[::-1])],
+                               expected[np.lexsort(expected.T[::-1])])
+    r = paper.ccgp_correlation(table, zs)["r"]
+    assert any(f"Pearson r = {r:.3f}" in t.get_text() for t in ax.texts)

@@ -376,6 +376,27 @@ def test_figure5_panels_from_tables(tmp_path, corpus):
         assert png.read_bytes()[:4] == b"\x89PNG" and png.with_suffix(".pdf").stat().st_size > 0
 
 
+
+def test_figure5f_bars_are_the_partner_means(tmp_path, monkeypatch):
+    """Each bar of Figure 5f is the mean over (partner seed, task) means of one setting
+    and source: the heights drawn equal the table's."""
+    rows = [{"setting": s, "source": src, "partner_seed": seed, "task": t, "repeat": r,
+             "accuracy": base - 0.1 * seed + 0.05 * r + (0.02 if t == "Go" else 0)}
+            for s, shift in [("partner trained on task", 0.0), ("double holdout", -0.2)]
+            for src, base in [("instructions", 0.8 + shift), ("novel", 0.7 + shift),
+                              ("embedding", 0.3)]
+            for seed in (1, 2) for t in ("Go", "AntiDMMod1") for r in (0, 1)]
+    partners = pd.DataFrame(rows)
+    saved = []
+    monkeypatch.setattr(fig5, "save_figure", lambda fig, out: saved.append(fig))
+    fig5.fig5f_partners(partners, partner_welch(partners), tmp_path / "f.png")
+    heights = sorted(round(p.get_height(), 6) for p in saved[0].axes[0].patches
+                     if p.get_height() > 0)
+    means = (partners.groupby(["setting", "source", "partner_seed", "task"])["accuracy"].mean()
+             .groupby(["setting", "source"]).mean())
+    assert heights == sorted(round(v, 6) for v in means)
+
+
 def test_production_config_errors_name_the_key(repo):
     import yaml
 
