@@ -28,7 +28,15 @@ def test_makefile_has_gpu_check_target():
 
 
 def _rules():
-    """(rule name, declares a gpu resource, script path) of every rule with a script."""
+    """(rule name, declares a gpu resource, script path) of every rule with a script; a
+    rule's resources are the plan's (``PLAN.resources(stage)``)."""
+    import yaml
+
+    from instructnet.config import check_config
+    from instructnet.plan import Plan
+
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    plan = Plan(check_config(config), str(REPO))
     out = []
     for smk in (REPO / "workflow" / "rules").glob("*.smk"):
         text = smk.read_text()
@@ -36,7 +44,8 @@ def _rules():
             body = m.group(2)
             script = re.search(r'script:\s*\n\s*"([^"]+)"', body)
             if script:
-                gpu = re.search(r"^\s*gpu=", body, re.M) is not None
+                stage = re.search(r'PLAN\.resources\("(\w+)"\)', body)
+                gpu = stage is not None and "gpu" in plan.resources(stage.group(1))
                 out.append((m.group(1), gpu, (smk.parent / script.group(1)).resolve()))
     return out
 
