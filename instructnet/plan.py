@@ -384,7 +384,7 @@ class Plan:
         holdout = self.pca_holdout if panel.figure == 3 else self.units["holdout"]
         values = {"held": lambda: list(self.held.get(holdout, [])),
                   "model": lambda: self.units_model,
-                  "task": lambda: self.production.example_task,
+                  "task": lambda: self.production.example_task if self.production else None,
                   "tasks": lambda: list(self.study.tasks)}
         return {name: values[name]() for name in panel.settings}
 

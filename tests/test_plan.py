@@ -250,3 +250,20 @@ def test_every_rule_wildcard_is_constrained_by_the_plan(test_plan):
         "results/tables/input_only.parquet", "results/tables/validation.parquet"]
     only = plan_of(change=lambda c: c["evaluation"].update(tests=["heldout", "combined"]))
     assert only.other_test_tables() == ["results/tables/combined.parquet"]
+
+
+def test_figure_inputs_and_settings_come_from_the_panel_registry(test_plan):
+    plan = test_plan
+    assert plan.figure_inputs("fig2c_swapped") == [
+        "results/tables/zero_shot.parquet", "results/tables/swapped.parquet"]
+    assert plan.figure_inputs("fig4a_go_tuning") == [
+        f"{plan.units_dir}/unit_curves.parquet", f"{plan.units_dir}/unit_stats.parquet"]
+    assert plan.figure_settings("fig2a_learning_curves") == {}
+    assert plan.figure_settings("fig3ad_pca") == {"held": list(plan.held[plan.pca_holdout])}
+    assert plan.figure_settings("fig4b_matching") == {
+        "model": plan.units_model, "held": list(plan.held[plan.units["holdout"]])}
+    assert plan.figure_settings("fig5e_confusion") == {"tasks": list(plan.study.tasks)}
+    assert plan.figure_settings("fig5d_examples") == {"task": plan.production.example_task}
+    off = plan_of(change=lambda c: c["production"].update(enabled=False))
+    assert off.figure_settings("fig5d_examples") == {"task": None}
+    assert plan.figure_category("supp_task_variance") == "Figure 4"
